@@ -1,0 +1,89 @@
+#include "evaluation.h"
+
+#include "error.h"
+#include "labels.h"
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <fstream>
+
+namespace ms {
+
+std::vector<Prediction> top_k(const at::Tensor& logits, int k) {
+  const at::Tensor probs = at::softmax(logits.to(at::kCPU, at::kFloat), 1);
+  const auto [values, indices] = probs.topk(std::min<int64_t>(k, probs.size(1)), 1);
+  std::vector<Prediction> out(static_cast<size_t>(probs.size(0)));
+  for (int64_t i = 0; i < probs.size(0); ++i)
+    for (int64_t j = 0; j < values.size(1); ++j) {
+      out[i].classes.push_back(static_cast<int>(indices[i][j].item<int64_t>()));
+      out[i].probs.push_back(values[i][j].item<float>());
+    }
+  return out;
+}
+
+void Accuracy::add(const ImageResult& r) {
+  if (r.label < 0) return;
+  ++images;
+  const auto& c = r.prediction.classes;
+  if (!c.empty() && c[0] == r.label) ++top1;
+  if (std::find(c.begin(), c.begin() + std::min<size_t>(5, c.size()), r.label) != c.begin() + std::min<size_t>(5, c.size()))
+    ++top5;
+}
+
+namespace {
+
+std::string csv_quote(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string q = "\"";
+  for (char ch : s) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+  return q + "\"";
+}
+
+bool in_top(const ImageResult& r, size_t k) {
+  const auto& c = r.prediction.classes;
+  return r.label >= 0 && std::find(c.begin(), c.begin() + std::min(k, c.size()), r.label) != c.begin() + std::min(k, c.size());
+}
+
+}  // namespace
+
+void write_results_csv(const std::string& path, const std::vector<ImageResult>& results, const Labels& labels) {
+  std::ofstream f(path);
+  if (!f) fail(path, "cannot open for writing");
+  f << "file,label,label_name";
+  for (int i = 1; i <= 5; ++i) f << ",pred" << i;
+  for (int i = 1; i <= 5; ++i) f << ",prob" << i;
+  f << ",correct_top1,correct_top5\n";
+  for (const auto& r : results) {
+    f << csv_quote(r.file) << ',' << r.label << ',' << csv_quote(r.label >= 0 ? labels.name(r.label) : "");
+    for (size_t i = 0; i < 5; ++i) f << ',' << (i < r.prediction.classes.size() ? r.prediction.classes[i] : -1);
+    for (size_t i = 0; i < 5; ++i) f << ',' << (i < r.prediction.probs.size() ? r.prediction.probs[i] : 0.0f);
+    f << ',' << in_top(r, 1) << ',' << in_top(r, 5) << '\n';
+  }
+  if (!f) fail(path, "write failed");
+}
+
+void write_results_json(const std::string& path, const std::vector<ImageResult>& results, const Labels& labels,
+                        const std::string& model, const Accuracy& accuracy, double images_per_second) {
+  nlohmann::json j;
+  j["model"] = model;
+  j["images"] = accuracy.images;
+  j["top1"] = accuracy.top1_percent();
+  j["top5"] = accuracy.top5_percent();
+  j["images_per_second"] = images_per_second;
+  nlohmann::json rows = nlohmann::json::array();
+  for (const auto& r : results) {
+    nlohmann::json top = nlohmann::json::array();
+    for (size_t i = 0; i < r.prediction.classes.size(); ++i)
+      top.push_back({labels.name(r.prediction.classes[i]), r.prediction.classes[i], r.prediction.probs[i]});
+    rows.push_back({{"file", r.file}, {"label", r.label}, {"top5", top}});
+  }
+  j["results"] = rows;
+  std::ofstream f(path);
+  if (!f) fail(path, "cannot open for writing");
+  f << j.dump(1) << '\n';
+  if (!f) fail(path, "write failed");
+}
+
+}  // namespace ms

@@ -1,0 +1,43 @@
+// Classification metrics and their per-image records, shared by the CLI and the app.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <string>
+#include <vector>
+
+namespace ms {
+
+class Labels;
+
+struct Prediction {
+  std::vector<int> classes;  // best first
+  std::vector<float> probs;  // softmax probabilities
+};
+
+// Top-k classes and probabilities of each row of logits [B, classes].
+std::vector<Prediction> top_k(const at::Tensor& logits, int k);
+
+struct ImageResult {
+  std::string file;
+  int label = -1;  // -1 when the file name carries no known wnid
+  Prediction prediction;
+};
+
+struct Accuracy {
+  int images = 0;  // labelled images counted
+  int top1 = 0;
+  int top5 = 0;
+
+  void add(const ImageResult& r);
+  double top1_percent() const { return images ? 100.0 * top1 / images : 0.0; }
+  double top5_percent() const { return images ? 100.0 * top5 / images : 0.0; }
+};
+
+// Per-image CSV: file,label,pred1..pred5,prob1..prob5,correct1,correct5.
+void write_results_csv(const std::string& path, const std::vector<ImageResult>& results, const Labels& labels);
+// JSON: {summary fields..., images: [{file, label, top5: [[class, prob], ...]}]}.
+void write_results_json(const std::string& path, const std::vector<ImageResult>& results, const Labels& labels,
+                        const std::string& model, const Accuracy& accuracy, double images_per_second);
+
+}  // namespace ms

@@ -1,0 +1,59 @@
+// mergescope-cli: every analysis of mergescope without a window.
+#include "commands.h"
+#include "error.h"
+#include "runtime.h"
+
+#include <cstdio>
+#include <exception>
+#include <string>
+#include <vector>
+
+namespace {
+
+const char* kUsage =
+    "usage: mergescope-cli COMMAND [options]\n"
+    "\n"
+    "commands:\n"
+    "  classify --model M [--labels FILE] IMAGE...      top-5 classes of each image\n"
+    "  eval --model M --images DIR [--batch B] [--csv F] [--json F] [--limit N]\n"
+    "                                                    top-1/top-5 over images named <wnid>_*.JPEG\n"
+    "  bench --model M | --random-weights ARCH [--batch B] [--warmup W] [--repeat R] [--json]\n"
+    "                                                    images/s, median of R timed runs after W warm-ups\n"
+    "  --version                                         LibTorch, BLAS and thread count\n"
+    "\n"
+    "model options (all commands):\n"
+    "  --model M            a model folder (config.json + model.safetensors), a weights file, or a name\n"
+    "                       looked up in $MERGESCOPE_MODELS, ./models, ../shared/models\n"
+    "  --arch NAME          architecture for a weights file without config.json (e.g. deit_small_patch16_224)\n"
+    "  --random-weights ARCH  timm shapes with random weights (bench)\n"
+    "  --threads T          intra-op threads (default: all cores)\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    std::fputs(kUsage, args.empty() ? stderr : stdout);
+    return args.empty() ? 2 : 0;
+  }
+  const std::string command = args[0];
+  const std::vector<std::string> rest(args.begin() + 1, args.end());
+  try {
+    if (command == "--version" || command == "version") {
+      ms::init_runtime();
+      std::fputs(ms::version_report().c_str(), stdout);
+      return 0;
+    }
+    if (command == "classify") return ms::cli::cmd_classify(rest);
+    if (command == "eval") return ms::cli::cmd_eval(rest);
+    if (command == "bench") return ms::cli::cmd_bench(rest);
+    std::fprintf(stderr, "mergescope-cli: error: unknown command '%s' (see --help)\n", command.c_str());
+    return 2;
+  } catch (const ms::Error& e) {
+    std::fprintf(stderr, "mergescope-cli: error: %s\n", e.what());
+  } catch (const std::exception& e) {
+    // LibTorch and the standard library: keep the first line, never abort.
+    std::fprintf(stderr, "mergescope-cli: error: %s\n", ms::one_line(e).c_str());
+  }
+  return 1;
+}

@@ -1,0 +1,26 @@
+#include "checkpoint.h"
+#include "commands.h"
+#include "error.h"
+#include "model.h"
+#include "runtime.h"
+
+namespace ms::cli {
+
+const std::set<std::string> kModelOptions = {"model", "random-weights", "arch", "threads", "seed"};
+
+std::shared_ptr<const Model> load_model_from_args(const Args& args) {
+  init_runtime(args.get_int("threads", 0, 1, 1024));
+  if (args.has("random-weights")) {
+    if (args.has("model")) fail("--random-weights", "give either --model or --random-weights, not both");
+    return Model::random(args.get("random-weights"), c10::kCPU, static_cast<uint64_t>(args.get_int("seed", 0, 0, 1 << 30)));
+  }
+  const std::string spec = args.get("model", "deit_tiny_patch16_224");
+  if (args.has("arch")) {
+    const CheckpointLocation loc = locate_model(spec);
+    return Model::from_state_dict(config_from_arch_name(args.get("arch")), read_state_dict(loc.weights_path),
+                                  loc.weights_path);
+  }
+  return Model::load(spec);
+}
+
+}  // namespace ms::cli

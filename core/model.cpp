@@ -1,0 +1,250 @@
+#include "model.h"
+
+#include "error.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+
+namespace ms {
+namespace {
+
+std::string shape_string(at::IntArrayRef shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? "," : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+// Takes tensor `name` from the state dict, checking presence and shape, as float32 contiguous on `device`.
+class WeightReader {
+ public:
+  WeightReader(const StateDict& dict, const std::string& source, c10::Device device)
+      : dict_(dict), source_(source), device_(device) {}
+
+  at::Tensor take(const std::string& name, std::vector<int64_t> shape) const {
+    const auto it = dict_.find(name);
+    if (it == dict_.end()) fail(source_, "missing tensor '" + name + "' (expected shape " + shape_string(shape) + ")");
+    const at::Tensor& t = it->second;
+    if (t.sizes() != at::IntArrayRef(shape))
+      fail(source_, "tensor '" + name + "' has shape " + shape_string(t.sizes()) + " but the config needs " + shape_string(shape));
+    if (!t.is_floating_point()) fail(source_, "tensor '" + name + "' is not floating point");
+    return t.to(device_, at::kFloat).contiguous();
+  }
+  bool has(const std::string& name) const { return dict_.count(name) > 0; }
+
+ private:
+  const StateDict& dict_;
+  const std::string& source_;
+  c10::Device device_;
+};
+
+}  // namespace
+
+void Model::assign(const StateDict& dict, const std::string& source) {
+  const VitConfig& c = config_;
+  const int64_t C = c.embed_dim, P = c.patch_size, H = c.mlp_hidden();
+  const int64_t pos_tokens = c.num_patches() + (c.no_embed_class ? 0 : c.num_prefix_tokens());
+  WeightReader w(dict, source, device_);
+
+  patch_w_ = w.take("patch_embed.proj.weight", {C, c.in_chans, P, P}).reshape({C, c.in_chans * P * P});
+  patch_b_ = w.take("patch_embed.proj.bias", {C});
+  if (c.class_token) cls_token_ = w.take("cls_token", {1, 1, C});
+  if (c.distilled) dist_token_ = w.take("dist_token", {1, 1, C});
+  pos_embed_ = w.take("pos_embed", {1, pos_tokens, C});
+  if (c.pre_norm) {
+    norm_pre_w_ = w.take("norm_pre.weight", {C});
+    norm_pre_b_ = w.take("norm_pre.bias", {C});
+  }
+  blocks_.resize(c.depth);
+  for (int l = 0; l < c.depth; ++l) {
+    const std::string p = "blocks." + std::to_string(l) + ".";
+    BlockWeights& b = blocks_[l];
+    b.norm1_w = w.take(p + "norm1.weight", {C});
+    b.norm1_b = w.take(p + "norm1.bias", {C});
+    b.qkv_w = w.take(p + "attn.qkv.weight", {3 * C, C});
+    if (c.qkv_bias) b.qkv_b = w.take(p + "attn.qkv.bias", {3 * C});
+    b.proj_w = w.take(p + "attn.proj.weight", {C, C});
+    b.proj_b = w.take(p + "attn.proj.bias", {C});
+    b.norm2_w = w.take(p + "norm2.weight", {C});
+    b.norm2_b = w.take(p + "norm2.bias", {C});
+    b.fc1_w = w.take(p + "mlp.fc1.weight", {H, C});
+    b.fc1_b = w.take(p + "mlp.fc1.bias", {H});
+    b.fc2_w = w.take(p + "mlp.fc2.weight", {C, H});
+    b.fc2_b = w.take(p + "mlp.fc2.bias", {C});
+    if (c.layer_scale) {
+      b.ls1 = w.take(p + "ls1.gamma", {C});
+      b.ls2 = w.take(p + "ls2.gamma", {C});
+    }
+  }
+  if (c.fc_norm) {
+    fc_norm_w_ = w.take("fc_norm.weight", {C});
+    fc_norm_b_ = w.take("fc_norm.bias", {C});
+  } else {
+    norm_w_ = w.take("norm.weight", {C});
+    norm_b_ = w.take("norm.bias", {C});
+  }
+  head_w_ = w.take("head.weight", {c.num_classes, C});
+  head_b_ = w.take("head.bias", {c.num_classes});
+  if (c.distilled) {
+    head_dist_w_ = w.take("head_dist.weight", {c.num_classes, C});
+    head_dist_b_ = w.take("head_dist.bias", {c.num_classes});
+  }
+}
+
+std::shared_ptr<const Model> Model::from_state_dict(const VitConfig& config, const StateDict& weights,
+                                                    const std::string& source, c10::Device device) {
+  std::shared_ptr<Model> m(new Model());
+  m->config_ = config;
+  m->source_ = source;
+  m->device_ = device;
+  m->assign(weights, source);
+  return m;
+}
+
+std::shared_ptr<const Model> Model::load(const std::string& spec, c10::Device device) {
+  const CheckpointLocation loc = locate_model(spec);
+  if (loc.config_path.empty())
+    fail(loc.weights_path, "no config.json beside the weights; give the architecture with --arch NAME");
+  const VitConfig config = load_config_json(loc.config_path);
+  return from_state_dict(config, read_state_dict(loc.weights_path), loc.weights_path, device);
+}
+
+std::shared_ptr<const Model> Model::random(const std::string& arch, c10::Device device, uint64_t seed) {
+  const VitConfig c = config_from_arch_name(arch);
+  const at::Generator gen = at::detail::createCPUGenerator(seed);
+  StateDict d;
+  const int64_t C = c.embed_dim, P = c.patch_size, H = c.mlp_hidden();
+  auto normal = [&](std::vector<int64_t> shape) { return at::normal(0.0, 0.02, shape, gen); };
+  auto ones = [&](int64_t n) { return at::ones({n}); };
+  auto zeros = [&](int64_t n) { return at::zeros({n}); };
+  d["patch_embed.proj.weight"] = normal({C, 3, P, P});
+  d["patch_embed.proj.bias"] = zeros(C);
+  d["cls_token"] = normal({1, 1, C});
+  if (c.distilled) d["dist_token"] = normal({1, 1, C});
+  d["pos_embed"] = normal({1, c.num_patches() + (c.no_embed_class ? 0 : c.num_prefix_tokens()), C});
+  for (int l = 0; l < c.depth; ++l) {
+    const std::string p = "blocks." + std::to_string(l) + ".";
+    d[p + "norm1.weight"] = ones(C);
+    d[p + "norm1.bias"] = zeros(C);
+    d[p + "attn.qkv.weight"] = normal({3 * C, C});
+    d[p + "attn.qkv.bias"] = zeros(3 * C);
+    d[p + "attn.proj.weight"] = normal({C, C});
+    d[p + "attn.proj.bias"] = zeros(C);
+    d[p + "norm2.weight"] = ones(C);
+    d[p + "norm2.bias"] = zeros(C);
+    d[p + "mlp.fc1.weight"] = normal({H, C});
+    d[p + "mlp.fc1.bias"] = zeros(H);
+    d[p + "mlp.fc2.weight"] = normal({C, H});
+    d[p + "mlp.fc2.bias"] = zeros(C);
+    if (c.layer_scale) {
+      d[p + "ls1.gamma"] = at::full({C}, 1e-1);
+      d[p + "ls2.gamma"] = at::full({C}, 1e-1);
+    }
+  }
+  d["norm.weight"] = ones(C);
+  d["norm.bias"] = zeros(C);
+  d["head.weight"] = normal({c.num_classes, C});
+  d["head.bias"] = zeros(c.num_classes);
+  if (c.distilled) {
+    d["head_dist.weight"] = normal({c.num_classes, C});
+    d["head_dist.bias"] = zeros(c.num_classes);
+  }
+  return from_state_dict(c, d, "random:" + arch, device);
+}
+
+at::Tensor Model::embed(const at::Tensor& images) const {
+  const VitConfig& c = config_;
+  if (images.dim() != 4 || images.size(1) != c.in_chans || images.size(2) != c.img_size || images.size(3) != c.img_size)
+    fail("input", "images have shape " + shape_string(images.sizes()) + ", the model expects [B," + std::to_string(c.in_chans) +
+                      "," + std::to_string(c.img_size) + "," + std::to_string(c.img_size) + "]");
+  const int64_t B = images.size(0), P = c.patch_size, G = c.grid(), C = c.embed_dim;
+  // A stride-P convolution is a matrix product over non-overlapping patches (im2col by reshaping).
+  const at::Tensor patches = images.to(device_, at::kFloat)
+                                 .reshape({B, c.in_chans, G, P, G, P})
+                                 .permute({0, 2, 4, 1, 3, 5})
+                                 .reshape({B * G * G, c.in_chans * P * P});
+  at::Tensor x = at::addmm(patch_b_, patches, patch_w_.t()).view({B, G * G, C});
+  std::vector<at::Tensor> parts;
+  if (c.class_token) parts.push_back(cls_token_.expand({B, 1, C}));
+  if (c.distilled) parts.push_back(dist_token_.expand({B, 1, C}));
+  if (c.no_embed_class) {
+    x = x + pos_embed_;
+    parts.push_back(x);
+    x = at::cat(parts, 1);
+  } else {
+    parts.push_back(x);
+    x = at::cat(parts, 1);
+    x.add_(pos_embed_);
+  }
+  if (c.pre_norm) x = at::layer_norm(x, {C}, norm_pre_w_, norm_pre_b_, c.norm_eps);
+  return x;
+}
+
+at::Tensor Model::attention(const at::Tensor& x, int layer, const at::Tensor* log_size, at::Tensor* keys_mean,
+                            at::Tensor* attn_probs) const {
+  const VitConfig& c = config_;
+  const BlockWeights& b = blocks_[layer];
+  const int64_t B = x.size(0), N = x.size(1), C = c.embed_dim, Hh = c.num_heads, D = c.head_dim();
+  const at::Tensor h = at::layer_norm(x, {C}, b.norm1_w, b.norm1_b, c.norm_eps).view({B * N, C});
+  const at::Tensor qkv_flat = b.qkv_b.defined() ? at::addmm(b.qkv_b, h, b.qkv_w.t()) : at::mm(h, b.qkv_w.t());
+  // One copy into [3, B, H, N, D] so q, k, v are contiguous [B*H, N, D] batches for bmm.
+  const at::Tensor qkv = qkv_flat.view({B, N, 3, Hh, D}).permute({2, 0, 3, 1, 4}).contiguous();
+  const at::Tensor q = qkv[0].view({B * Hh, N, D});
+  const at::Tensor k = qkv[1].view({B * Hh, N, D});
+  const at::Tensor v = qkv[2].view({B * Hh, N, D});
+  if (keys_mean) *keys_mean = qkv[1].mean(1);
+
+  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+  at::Tensor logits = at::empty({B * Hh, N, N}, x.options());
+  at::baddbmm_out(logits, logits, q, k.transpose(1, 2), /*beta=*/0.0, /*alpha=*/scale);
+  if (log_size && log_size->defined())
+    logits.view({B, Hh, N, N}).add_(log_size->view({B, 1, 1, N}));
+  at::Tensor probs = at::_softmax(logits, -1, false);
+  if (attn_probs) *attn_probs = probs.view({B, Hh, N, N});
+  const at::Tensor out = at::bmm(probs, v).view({B, Hh, N, D}).transpose(1, 2).reshape({B * N, C});
+  at::Tensor y = at::addmm(b.proj_b, out, b.proj_w.t()).view({B, N, C});
+  if (b.ls1.defined()) y.mul_(b.ls1);
+  return y;
+}
+
+at::Tensor Model::mlp(const at::Tensor& x, int layer) const {
+  const VitConfig& c = config_;
+  const BlockWeights& b = blocks_[layer];
+  const int64_t B = x.size(0), N = x.size(1), C = c.embed_dim;
+  const at::Tensor h = at::layer_norm(x, {C}, b.norm2_w, b.norm2_b, c.norm_eps).view({B * N, C});
+  at::Tensor hidden = at::addmm(b.fc1_b, h, b.fc1_w.t());
+  at::gelu_(hidden);  // exact (erf) GELU, as timm's nn.GELU
+  at::Tensor y = at::addmm(b.fc2_b, hidden, b.fc2_w.t()).view({B, N, C});
+  if (b.ls2.defined()) y.mul_(b.ls2);
+  return y;
+}
+
+at::Tensor Model::head(const at::Tensor& x) const {
+  const VitConfig& c = config_;
+  const int64_t C = c.embed_dim;
+  if (c.global_pool == "avg") {
+    // timm: norm every token (unless fc_norm replaces it), average the patch tokens, then fc_norm.
+    const at::Tensor tokens = c.fc_norm ? x : at::layer_norm(x, {C}, norm_w_, norm_b_, c.norm_eps);
+    at::Tensor pooled = tokens.slice(1, c.num_prefix_tokens()).mean(1);
+    if (c.fc_norm) pooled = at::layer_norm(pooled, {C}, fc_norm_w_, fc_norm_b_, c.norm_eps);
+    return at::addmm(head_b_, pooled, head_w_.t());
+  }
+  // Only the prefix tokens reach the head, so normalise just those.
+  const at::Tensor prefix = at::layer_norm(x.slice(1, 0, c.num_prefix_tokens()), {C}, norm_w_, norm_b_, c.norm_eps);
+  at::Tensor logits = at::addmm(head_b_, prefix.select(1, 0), head_w_.t());
+  if (c.distilled) {  // timm's distilled DeiT at inference: mean of the two heads
+    logits.add_(at::addmm(head_dist_b_, prefix.select(1, 1), head_dist_w_.t())).div_(2);
+  }
+  return logits;
+}
+
+at::Tensor Model::forward(const at::Tensor& images) const {
+  at::Tensor x = embed(images);
+  for (int l = 0; l < config_.depth; ++l) {
+    x.add_(attention(x, l));
+    x.add_(mlp(x, l));
+  }
+  return head(x);
+}
+
+}  // namespace ms

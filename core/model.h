@@ -1,0 +1,70 @@
+// A loaded Vision Transformer: immutable weights plus the forward pieces the engine composes. One Model
+// serves many runs (and threads) at once; per-run state lives with the caller.
+#pragma once
+
+#include "checkpoint.h"
+#include "config.h"
+
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace ms {
+
+struct BlockWeights {
+  at::Tensor norm1_w, norm1_b, qkv_w, qkv_b, proj_w, proj_b, ls1;
+  at::Tensor norm2_w, norm2_b, fc1_w, fc1_b, fc2_w, fc2_b, ls2;
+};
+
+class Model {
+ public:
+  // Loads a model by folder, weights file or name on the search path (see locate_model).
+  static std::shared_ptr<const Model> load(const std::string& spec, c10::Device device = c10::kCPU);
+
+  // Loads a weights file with an explicit config (e.g. a .pth with --arch).
+  static std::shared_ptr<const Model> from_state_dict(const VitConfig& config, const StateDict& weights,
+                                                      const std::string& source, c10::Device device = c10::kCPU);
+
+  // timm shapes for `arch` with random weights (normal(0, 0.02), LayerNorm 1/0), for speed work.
+  static std::shared_ptr<const Model> random(const std::string& arch, c10::Device device = c10::kCPU, uint64_t seed = 0);
+
+  const VitConfig& config() const { return config_; }
+  const std::string& source() const { return source_; }
+  c10::Device device() const { return device_; }
+
+  // Patch embedding + prefix tokens + position embedding: [B,3,H,W] -> [B,N,C].
+  at::Tensor embed(const at::Tensor& images) const;
+
+  // Attention branch of block `layer` on x [B,N,C] (LayerNorm inside, LayerScale applied, residual not added).
+  // `log_size` [B,N] (optional) is added to every key's logit: ToMe's proportional attention.
+  // When `keys_mean` is non-null it receives the keys averaged over heads [B,N,head_dim].
+  // When `attn_probs` is non-null it receives the attention probabilities [B,heads,N,N].
+  at::Tensor attention(const at::Tensor& x, int layer, const at::Tensor* log_size = nullptr,
+                       at::Tensor* keys_mean = nullptr, at::Tensor* attn_probs = nullptr) const;
+
+  // MLP branch of block `layer` (LayerNorm inside, LayerScale applied, residual not added).
+  at::Tensor mlp(const at::Tensor& x, int layer) const;
+
+  // Final norm, pooling and classifier head(s): [B,N,C] -> logits [B,classes].
+  at::Tensor head(const at::Tensor& x) const;
+
+  // Plain forward without token reduction: images [B,3,H,W] float32 -> logits.
+  at::Tensor forward(const at::Tensor& images) const;
+
+ private:
+  Model() = default;
+  void assign(const StateDict& weights, const std::string& source);
+
+  VitConfig config_;
+  std::string source_;
+  c10::Device device_ = c10::kCPU;
+  at::Tensor patch_w_;  // [C, 3*p*p], flattened conv kernel
+  at::Tensor patch_b_, cls_token_, dist_token_, pos_embed_, norm_pre_w_, norm_pre_b_;
+  at::Tensor norm_w_, norm_b_, fc_norm_w_, fc_norm_b_, head_w_, head_b_, head_dist_w_, head_dist_b_;
+  std::vector<BlockWeights> blocks_;
+};
+
+}  // namespace ms

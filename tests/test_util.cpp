@@ -1,0 +1,59 @@
+#include "test_util.h"
+
+#include <ATen/ATen.h>
+
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <unistd.h>
+
+namespace ms::test {
+namespace {
+
+std::string env_or(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v && *v ? v : fallback;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+}  // namespace
+
+std::string golden_file() {
+  return env_or("MERGESCOPE_GOLDEN", "../shared/golden") + "/deit_tiny_merge_reference.safetensors";
+}
+std::string fixtures_dir() { return env_or("MERGESCOPE_FIXTURES", "build/tests/fixtures"); }
+std::string shared_image(const std::string& name) { return "../shared/data/imagenet-sample/" + name; }
+std::string cli_path() { return env_or("MERGESCOPE_CLI", "build/app/mergescope-cli"); }
+
+double relative_max_error(const at::Tensor& a, const at::Tensor& b) {
+  return (a - b).abs().max().item<double>() / b.abs().max().item<double>();
+}
+
+CommandResult run_command(const std::string& command_line) {
+  char out_name[] = "/tmp/ms_test_outXXXXXX";
+  char err_name[] = "/tmp/ms_test_errXXXXXX";
+  const int out_fd = mkstemp(out_name), err_fd = mkstemp(err_name);
+  close(out_fd);
+  close(err_fd);
+  const std::string full = command_line + " >" + out_name + " 2>" + err_name + " </dev/null";
+  const int status = std::system(full.c_str());
+  CommandResult r;
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  r.out = slurp(out_name);
+  r.err = slurp(err_name);
+  std::remove(out_name);
+  std::remove(err_name);
+  return r;
+}
+
+}  // namespace ms::test

@@ -1,0 +1,29 @@
+// Shared helpers for the test suites: locations of shared data, fixtures and the CLI, tolerances.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <string>
+
+namespace ms::test {
+
+// The one place tolerances are stated.
+// Logits: max |a - b| / max |b| (golden/README.md: what a correct float32 implementation reaches).
+constexpr double kLogitRelTol = 1e-4;
+
+std::string golden_file();        // ../shared/golden/deit_tiny_merge_reference.safetensors
+std::string fixtures_dir();       // made by tests/fixtures/make_fixtures.py
+std::string shared_image(const std::string& name);  // ../shared/data/imagenet-sample/<name>
+std::string cli_path();
+
+// max |a - b| / max |b|
+double relative_max_error(const at::Tensor& a, const at::Tensor& b);
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out, err;
+};
+// Runs a shell command line, capturing stdout and stderr separately.
+CommandResult run_command(const std::string& command_line);
+
+}  // namespace ms::test
