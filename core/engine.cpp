@@ -1,0 +1,115 @@
+#include "engine.h"
+
+#include <ATen/ATen.h>
+
+#include <chrono>
+#include <cmath>
+
+namespace ms {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+std::vector<float> to_vector(const at::Tensor& t) {
+  const at::Tensor c = t.to(at::kCPU, at::kFloat).contiguous();
+  return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+}
+
+}  // namespace
+
+std::pair<at::Tensor, at::Tensor> apply_plan(const at::Tensor& x, const at::Tensor& size, const at::Tensor& dest,
+                                             int64_t tokens) {
+  const int64_t B = x.size(0), C = x.size(2);
+  at::Tensor index = dest, weighted_size = size;
+  if (dest.lt(0).any().item<bool>()) {  // pruned tokens: send them to a scratch slot, then cut it off
+    index = at::where(dest < 0, at::full({}, tokens, dest.options()), dest);
+    ++tokens;
+  }
+  // sum(size * x) / sum(size), as ToMe's merge_wavg
+  at::Tensor new_size = at::zeros({B, tokens}, size.options()).scatter_add_(1, index, weighted_size);
+  at::Tensor new_x = at::zeros({B, tokens, C}, x.options())
+                         .scatter_add_(1, index.unsqueeze(2).expand({B, index.size(1), C}), x * size.unsqueeze(2));
+  if (index.data_ptr() != dest.data_ptr()) {
+    new_size = new_size.slice(1, 0, tokens - 1);
+    new_x = new_x.slice(1, 0, tokens - 1);
+  }
+  return {new_x / new_size.unsqueeze(2), new_size};
+}
+
+at::Tensor reference_energy(const at::Tensor& keys_mean, int prefix_tokens, int layer, int depth) {
+  const at::Tensor k = keys_mean.slice(1, prefix_tokens);
+  const at::Tensor m = k / k.norm(2, -1, true).clamp_min(1e-12);
+  const double margin = 0.75 - 0.75 * layer / depth;
+  const at::Tensor e = at::elu(at::bmm(m, m.transpose(1, 2)) - margin).mean(-1);
+  at::Tensor out = at::full({keys_mean.size(0), keys_mean.size(1)}, std::nan(""), e.options());
+  out.slice(1, prefix_tokens).copy_(e);
+  return out;
+}
+
+RunResult run(const Model& model, const at::Tensor& images, Reducer* reducer, const RunOptions& options) {
+  const VitConfig& c = model.config();
+  RunResult result;
+  at::Tensor x = model.embed(images);
+  const int64_t B = x.size(0), N0 = x.size(1);
+  const int prefix = c.num_prefix_tokens();
+  at::Tensor size = at::ones({B, N0}, x.options());
+  at::Tensor log_size;  // defined once a merge happened and the method wants proportional attention
+  at::Tensor source = at::arange(N0, at::TensorOptions().dtype(at::kLong)).expand({B, N0}).contiguous();
+  if (options.trace) {
+    result.traces.resize(B);
+    for (auto& t : result.traces) {
+      t.original_tokens = static_cast<int>(N0);
+      t.prefix_tokens = prefix;
+    }
+  }
+  const bool prop_attn = reducer && reducer->proportional_attention();
+  const auto t_blocks = Clock::now();
+  for (int l = 0; l < c.depth; ++l) {
+    at::Tensor keys_mean, attn;
+    const bool want_attn = reducer && reducer->wants_attention();
+    x.add_(model.attention(x, l, prop_attn ? &log_size : nullptr, reducer || options.trace_keys || options.trace_energy ? &keys_mean : nullptr,
+                           want_attn ? &attn : nullptr));
+    const int64_t n_in = x.size(1);
+    ReductionPlan plan;
+    const auto t_reduce = Clock::now();
+    if (reducer) {
+      const ReducerContext ctx{x, keys_mean, want_attn ? &attn : nullptr, size, l, c.depth, prefix, c.distilled,
+                               options.trace_energy};
+      plan = reducer->plan(ctx);
+      if (plan.dest.defined()) {
+        std::tie(x, size) = apply_plan(x, size, plan.dest, plan.tokens);
+        if (prop_attn) log_size = size.log();
+        if (options.trace) source = plan.dest.gather(1, source);
+      }
+    }
+    result.reducer_seconds += seconds_since(t_reduce);
+    result.tokens_per_layer.push_back(static_cast<int>(x.size(1)));
+    if (options.trace) {
+      if (options.trace_energy && !plan.energy.defined()) {
+        plan.energy = reference_energy(keys_mean, prefix, l, c.depth);
+      }
+      for (int64_t b = 0; b < B; ++b) {
+        LayerTrace lt;
+        lt.tokens_in = static_cast<int>(n_in);
+        lt.tokens = static_cast<int>(x.size(1));
+        const at::Tensor src = source[b].to(at::kInt).contiguous();
+        lt.cluster_of_token.assign(src.data_ptr<int32_t>(), src.data_ptr<int32_t>() + N0);
+        lt.sizes = to_vector(size[b]);
+        if (plan.energy.defined()) lt.energy = to_vector(plan.energy[b]);
+        if (options.trace_keys) {
+          lt.keys = to_vector(keys_mean[b]);
+          lt.key_dim = static_cast<int>(keys_mean.size(2));
+        }
+        lt.note = plan.note;
+        result.traces[b].layers.push_back(std::move(lt));
+      }
+    }
+    x.add_(model.mlp(x, l));
+  }
+  result.block_seconds = seconds_since(t_blocks);
+  result.logits = model.head(x);
+  return result;
+}
+
+}  // namespace ms

@@ -1,0 +1,39 @@
+// The engine: runs a Model on a batch with a token reducer acting in every block, and records traces.
+#pragma once
+
+#include "model.h"
+#include "reduce/reducer.h"
+#include "trace.h"
+
+#include <ATen/core/Tensor.h>
+
+#include <vector>
+
+namespace ms {
+
+struct RunOptions {
+  bool trace = false;        // record cluster_of_token and sizes per layer
+  bool trace_energy = false; // also PiToMe energies (computed for methods that don't compute them)
+  bool trace_keys = false;   // also the block keys averaged over heads (large: N x head_dim per layer)
+};
+
+struct RunResult {
+  at::Tensor logits;                   // [B, classes]
+  std::vector<int> tokens_per_layer;   // tokens leaving each block
+  std::vector<ImageTrace> traces;      // one per image when options.trace
+  double block_seconds = 0;            // wall time inside the blocks
+  double reducer_seconds = 0;          // of which planning and applying reductions
+};
+
+// Runs images [B,3,H,W] through `model` with `reducer` (nullptr: no reduction).
+RunResult run(const Model& model, const at::Tensor& images, Reducer* reducer, const RunOptions& options = {});
+
+// Applies a plan: size-weighted means of the tokens sharing a slot; returns the merged x and sizes.
+// Tokens whose slot is -1 are dropped.
+std::pair<at::Tensor, at::Tensor> apply_plan(const at::Tensor& x, const at::Tensor& size, const at::Tensor& dest,
+                                             int64_t tokens);
+
+// PiToMe-code energy of every token (CLS/prefix: NaN) for the trace of methods that don't compute it.
+at::Tensor reference_energy(const at::Tensor& keys_mean, int prefix_tokens, int layer, int depth);
+
+}  // namespace ms

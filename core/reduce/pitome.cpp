@@ -1,0 +1,138 @@
+// PiToMe: Spectrum-Preserving Token Merging (Tran et al., NeurIPS 2024), in two variants.
+//
+// `pitome` follows the paper: energy E_i = 1/N sum_{j != i} f_m(cos(k_i, k_j)) over the non-CLS keys with
+// f_m(x) = x for x >= m, alpha (exp(x - m) - 1) otherwise (Eq. 4, alpha = 1), margin m_l = 0.9 - 0.9 l / L.
+// The 2k highest-energy tokens are merge candidates and alternate into A and B along the energy order;
+// every A merges into its most similar B; the rest (isolated, informative tokens) are protected.
+// Proportional attention is on. Output [CLS, protected in energy order, B].
+//
+// `pitome-code` follows the released algo/pitome/merge.py + patch/timm.py: energy = mean_j ELU(cos - m)
+// with j = i included, m_l = 0.75 - 0.75 l / L, the first ceil(L/2) blocks use bipartite matching over
+// all tokens split along the energy order (ToMe-style r best edges), no proportional attention.
+// Both remove k = floor(T - T * ratio) of the T non-CLS tokens per block.
+#include "error.h"
+#include "reducer.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+
+namespace ms {
+namespace {
+
+enum class Variant { Paper, Code };
+
+class Pitome final : public Reducer {
+ public:
+  Pitome(Variant variant, double ratio) : variant_(variant), ratio_(ratio) {}
+
+  std::string spec() const override {
+    return std::string(variant_ == Variant::Paper ? "pitome" : "pitome-code") + ":ratio=" + format_ratio();
+  }
+
+  bool proportional_attention() const override { return variant_ == Variant::Paper; }
+
+  // Tokens removed from T non-CLS tokens, computed in double exactly as math.floor(T - T * ratio).
+  int removed(int non_prefix) const {
+    return ratio_ < 1.0 ? static_cast<int>(std::floor(non_prefix - non_prefix * ratio_)) : 0;
+  }
+
+  int predict_tokens(int, int, int tokens, int prefix) const override { return tokens - removed(tokens - prefix); }
+
+  double margin(int layer, int depth) const {
+    const double m0 = variant_ == Variant::Paper ? 0.9 : 0.75;
+    return m0 - m0 * layer / depth;
+  }
+
+  // Energy of every non-prefix token [B,T] from the normalised similarity matrix [B,T,T].
+  at::Tensor energy(const at::Tensor& sim, double m) const {
+    if (variant_ == Variant::Code) return at::elu(sim - m).mean(-1);
+    const int64_t T = sim.size(1);
+    // f_m: identity above the margin, exp(x - m) - 1 below; the diagonal (self) is left out.
+    at::Tensor f = at::where(sim >= m, sim, at::exp(sim - m) - 1.0);
+    f.diagonal(0, 1, 2).zero_();
+    return f.sum(-1) / static_cast<double>(T);
+  }
+
+  ReductionPlan plan(const ReducerContext& ctx) override {
+    const int64_t B = ctx.x.size(0), N = ctx.x.size(1), P = ctx.prefix_tokens, T = N - P;
+    const int64_t r = removed(static_cast<int>(T));
+    ReductionPlan plan;
+    plan.tokens = N;
+    if (r <= 0 && !ctx.record_energy) return plan;
+
+    const at::Tensor k = ctx.keys_mean.slice(1, P);
+    const at::Tensor metric = k / k.norm(2, -1, true).clamp_min(1e-12);  // F.normalize
+    const at::Tensor sim = at::bmm(metric, metric.transpose(1, 2));
+    const at::Tensor e = energy(sim, margin(ctx.layer, ctx.depth));
+    if (ctx.record_energy) {
+      plan.energy = at::full({B, N}, std::nan(""), e.options());
+      plan.energy.slice(1, P).copy_(e);
+    }
+    if (r <= 0) return plan;
+    const at::Tensor order = e.argsort(-1, /*descending=*/true);
+    const auto opts = at::TensorOptions().dtype(at::kLong);
+    at::Tensor dest_t = at::empty({B, T}, opts);  // slot of each non-prefix token, before adding P
+
+    const bool bipartite = variant_ == Variant::Code && ctx.layer < (ctx.depth + 1) / 2;
+    if (bipartite) {
+      // pitome_bsm: A/B alternate along the energy order over all T tokens; r best A->B edges merge.
+      const at::Tensor a_idx = order.slice(1, 0, T, 2), b_idx = order.slice(1, 1, T, 2);
+      const int64_t Nb = b_idx.size(1);
+      const at::Tensor scores = gather_block(sim, a_idx, b_idx);
+      const auto [node_max, node_idx] = scores.max(-1);
+      const at::Tensor edge_idx = node_max.argsort(-1, true);
+      const at::Tensor unm = edge_idx.slice(1, r), src = edge_idx.slice(1, 0, r);
+      const int64_t n_unm = unm.size(1);
+      // Output [unm (edge order, not sorted), B]: the released code does not re-sort here.
+      dest_t.scatter_(1, a_idx.gather(1, unm), at::arange(n_unm, opts).expand({B, n_unm}));
+      dest_t.scatter_(1, a_idx.gather(1, src), node_idx.gather(1, src) + n_unm);
+      dest_t.scatter_(1, b_idx, (at::arange(Nb, opts) + n_unm).expand({B, Nb}));
+      plan.tokens = P + n_unm + Nb;
+    } else {
+      // The 2r highest-energy tokens alternate into A and B; each A merges into its most similar B.
+      const at::Tensor merge = order.slice(1, 0, 2 * r), protect = order.slice(1, 2 * r);
+      const at::Tensor a_idx = merge.slice(1, 0, 2 * r, 2), b_idx = merge.slice(1, 1, 2 * r, 2);
+      const int64_t n_prot = T - 2 * r;
+      const at::Tensor dst = std::get<1>(gather_block(sim, a_idx, b_idx).max(-1));
+      dest_t.scatter_(1, protect, at::arange(n_prot, opts).expand({B, n_prot}));
+      dest_t.scatter_(1, b_idx, (at::arange(r, opts) + n_prot).expand({B, r}));
+      dest_t.scatter_(1, a_idx, dst + n_prot);
+      plan.tokens = P + n_prot + r;
+    }
+    plan.dest = at::empty({B, N}, opts);
+    plan.dest.slice(1, 0, P).copy_(at::arange(P, opts).expand({B, P}));
+    plan.dest.slice(1, P).copy_(dest_t + P);
+    return plan;
+  }
+
+ private:
+  // sim[b, a_idx[b, i], b_idx[b, j]] as [B, |a|, |b|].
+  static at::Tensor gather_block(const at::Tensor& sim, const at::Tensor& a_idx, const at::Tensor& b_idx) {
+    const int64_t B = sim.size(0), T = sim.size(1), Na = a_idx.size(1), Nb = b_idx.size(1);
+    const at::Tensor cols = sim.gather(2, b_idx.unsqueeze(1).expand({B, T, Nb}));
+    return cols.gather(1, a_idx.unsqueeze(2).expand({B, Na, Nb}));
+  }
+
+  std::string format_ratio() const {
+    std::string s = std::to_string(ratio_);
+    s.erase(s.find_last_not_of('0') + 1);
+    if (!s.empty() && s.back() == '.') s.pop_back();
+    return s;
+  }
+
+  Variant variant_;
+  double ratio_;
+};
+
+std::unique_ptr<Reducer> make(ReducerSpec& spec, Variant v) {
+  if (!spec.has("ratio")) fail("method spec '" + spec.text() + "'", spec.method() + " needs ratio= (kept fraction per block, 0.5 to 1)");
+  return std::make_unique<Pitome>(v, spec.get_double("ratio", 1.0, 0.5, 1.0));
+}
+
+}  // namespace
+
+std::unique_ptr<Reducer> make_pitome(ReducerSpec& spec) { return make(spec, Variant::Paper); }
+std::unique_ptr<Reducer> make_pitome_code(ReducerSpec& spec) { return make(spec, Variant::Code); }
+
+}  // namespace ms

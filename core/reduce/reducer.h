@@ -1,0 +1,86 @@
+// Token reducers: called in every block between attention and MLP (where ToMe and PiToMe act). A reducer
+// looks at the block's keys (and attention, if it asks) and returns a plan: for every current token, the
+// output slot it goes to. The engine applies the plan with size-weighted means and tracks sizes and sources.
+//
+// Adding a method: one file in core/reduce/ defining a Reducer subclass and a factory, plus one line in
+// registry.cpp.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace ms {
+
+struct ReducerContext {
+  const at::Tensor& x;          // [B,N,C] tokens after the attention residual
+  const at::Tensor& keys_mean;  // [B,N,D] keys averaged over heads
+  const at::Tensor* attn;       // [B,H,N,N] attention probabilities, when wants_attention()
+  const at::Tensor& size;       // [B,N] float: original tokens per current token
+  int layer;                    // 0-based block index
+  int depth;                    // number of blocks
+  int prefix_tokens;            // CLS (+ distillation token): never merged
+  bool distill_token;
+  bool record_energy;           // the trace wants PiToMe energies
+};
+
+struct ReductionPlan {
+  at::Tensor dest;     // [B,N] int64 output slot of each token; undefined: keep everything as is
+  int64_t tokens = 0;  // number of output tokens
+  at::Tensor energy;   // [B,N] float energies the method computed (optional, for the trace)
+  std::string note;    // shown in the trace (e.g. clamping of r)
+};
+
+class Reducer {
+ public:
+  virtual ~Reducer() = default;
+  // Canonical spec string, e.g. "tome:r=13".
+  virtual std::string spec() const = 0;
+  // ToMe's proportional attention: add log(size) to every key's logit.
+  virtual bool proportional_attention() const { return false; }
+  virtual bool wants_attention() const { return false; }
+  // Token count after block `layer` given `tokens` entering it, when it does not depend on the image;
+  // -1 otherwise. Used for GFLOPs matching before running anything.
+  virtual int predict_tokens(int layer, int depth, int tokens, int prefix_tokens) const = 0;
+  virtual ReductionPlan plan(const ReducerContext& ctx) = 0;
+};
+
+// Parsed "method:key=value,key=value". Each factory reads the keys it knows; unknown keys are errors.
+class ReducerSpec {
+ public:
+  explicit ReducerSpec(const std::string& text);
+  const std::string& method() const { return method_; }
+  const std::string& text() const { return text_; }
+  bool has(const std::string& key) const { return values_.count(key) > 0; }
+  double get_double(const std::string& key, double fallback, double min, double max);
+  int get_int(const std::string& key, int fallback, int min, int max);
+  bool get_bool(const std::string& key, bool fallback);
+  std::vector<int> get_int_list(const std::string& key);  // "8;8;4"
+  // Throws for keys no getter asked for.
+  void finish() const;
+
+ private:
+  std::string take(const std::string& key);
+  std::string text_, method_;
+  std::map<std::string, std::string> values_;
+  std::map<std::string, bool> used_;
+};
+
+using ReducerFactory = std::function<std::unique_ptr<Reducer>(ReducerSpec&)>;
+
+// Builds a reducer from a spec string; throws ms::Error("method spec '<text>': <problem>").
+std::unique_ptr<Reducer> make_reducer(const std::string& spec);
+// Registered method names with a one-line description each.
+std::vector<std::pair<std::string, std::string>> reducer_methods();
+
+// Shared helpers for reducers.
+namespace reduce {
+// Rows of `x` [B,N,D] scaled to unit L2 norm.
+at::Tensor normalize(const at::Tensor& x);
+}  // namespace reduce
+
+}  // namespace ms

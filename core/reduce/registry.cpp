@@ -1,0 +1,156 @@
+#include "error.h"
+#include "reducer.h"
+
+#include <ATen/ATen.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+
+namespace ms {
+
+// One line per method: name, description, factory (defined in the method's own file).
+std::unique_ptr<Reducer> make_none(ReducerSpec&);
+std::unique_ptr<Reducer> make_tome(ReducerSpec&);
+std::unique_ptr<Reducer> make_pitome(ReducerSpec&);
+std::unique_ptr<Reducer> make_pitome_code(ReducerSpec&);
+std::unique_ptr<Reducer> make_random(ReducerSpec&);
+
+namespace {
+
+struct Entry {
+  const char* name;
+  const char* description;
+  ReducerFactory factory;
+};
+
+const std::vector<Entry>& registry() {
+  static const std::vector<Entry> entries = {
+      {"none", "no reduction", make_none},
+      {"tome", "ToMe bipartite soft matching: r=, inflect=, schedule=a;b;c, prop_attn=0|1", make_tome},
+      {"pitome", "PiToMe as the paper writes it (Eq. 4 energy, margin 0.9-0.9l/L, prop. attention): ratio=", make_pitome},
+      {"pitome-code", "PiToMe as the released code behaves (ELU energy, margin 0.75-0.75l/L, BSM first half): ratio=",
+       make_pitome_code},
+      {"random", "random pairs merged, a floor for every method: r=, seed=", make_random},
+  };
+  return entries;
+}
+
+class NoReduction final : public Reducer {
+ public:
+  std::string spec() const override { return "none"; }
+  int predict_tokens(int, int, int tokens, int) const override { return tokens; }
+  ReductionPlan plan(const ReducerContext& ctx) override { return {at::Tensor(), ctx.x.size(1), {}, {}}; }
+};
+
+}  // namespace
+
+std::unique_ptr<Reducer> make_none(ReducerSpec&) { return std::make_unique<NoReduction>(); }
+
+ReducerSpec::ReducerSpec(const std::string& text) : text_(text) {
+  const auto colon = text.find(':');
+  method_ = text.substr(0, colon);
+  if (method_.empty()) fail("method spec '" + text + "'", "no method name");
+  if (colon == std::string::npos) return;
+  const std::string rest = text.substr(colon + 1);
+  size_t start = 0;
+  while (start <= rest.size()) {
+    const auto comma = rest.find(',', start);
+    const std::string item = rest.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    const auto eq = item.find('=');
+    if (item.empty() || eq == std::string::npos || eq == 0)
+      fail("method spec '" + text + "'", "expected key=value, got '" + item + "'");
+    const std::string key = item.substr(0, eq);
+    if (values_.count(key)) fail("method spec '" + text + "'", "key '" + key + "' given twice");
+    values_[key] = item.substr(eq + 1);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+}
+
+std::string ReducerSpec::take(const std::string& key) {
+  used_[key] = true;
+  return values_.at(key);
+}
+
+double ReducerSpec::get_double(const std::string& key, double fallback, double min, double max) {
+  if (!has(key)) return fallback;
+  const std::string s = take(key);
+  char* end = nullptr;
+  errno = 0;
+  const double v = std::strtod(s.c_str(), &end);
+  if (s.empty() || *end || errno || !std::isfinite(v))
+    fail("method spec '" + text_ + "'", key + "='" + s + "' is not a number");
+  if (v < min || v > max)
+    fail("method spec '" + text_ + "'", key + "=" + s + " is outside [" + std::to_string(min) + ", " + std::to_string(max) + "]");
+  return v;
+}
+
+int ReducerSpec::get_int(const std::string& key, int fallback, int min, int max) {
+  if (!has(key)) return fallback;
+  const std::string s = take(key);
+  char* end = nullptr;
+  errno = 0;
+  const long v = std::strtol(s.c_str(), &end, 10);
+  if (s.empty() || *end || errno) fail("method spec '" + text_ + "'", key + "='" + s + "' is not an integer");
+  if (v < min || v > max)
+    fail("method spec '" + text_ + "'", key + "=" + s + " is outside [" + std::to_string(min) + ", " + std::to_string(max) + "]");
+  return static_cast<int>(v);
+}
+
+bool ReducerSpec::get_bool(const std::string& key, bool fallback) {
+  if (!has(key)) return fallback;
+  const std::string s = take(key);
+  if (s == "1" || s == "true" || s == "on") return true;
+  if (s == "0" || s == "false" || s == "off") return false;
+  fail("method spec '" + text_ + "'", key + "='" + s + "' is not a boolean (use 0 or 1)");
+}
+
+std::vector<int> ReducerSpec::get_int_list(const std::string& key) {
+  std::vector<int> out;
+  if (!has(key)) return out;
+  const std::string s = take(key);
+  size_t start = 0;
+  while (start <= s.size()) {
+    const auto semi = s.find(';', start);
+    const std::string item = s.substr(start, semi == std::string::npos ? std::string::npos : semi - start);
+    char* end = nullptr;
+    const long v = std::strtol(item.c_str(), &end, 10);
+    if (item.empty() || *end || v < 0 || v > 100000)
+      fail("method spec '" + text_ + "'", key + " entry '" + item + "' is not a non-negative integer");
+    out.push_back(static_cast<int>(v));
+    if (semi == std::string::npos) break;
+    start = semi + 1;
+  }
+  return out;
+}
+
+void ReducerSpec::finish() const {
+  for (const auto& [key, value] : values_)
+    if (!used_.count(key)) fail("method spec '" + text_ + "'", "unknown key '" + key + "' for method " + method_);
+}
+
+std::unique_ptr<Reducer> make_reducer(const std::string& text) {
+  ReducerSpec spec(text);
+  for (const auto& e : registry())
+    if (spec.method() == e.name) {
+      auto reducer = e.factory(spec);
+      spec.finish();
+      return reducer;
+    }
+  std::string names;
+  for (const auto& e : registry()) names += std::string(names.empty() ? "" : ", ") + e.name;
+  fail("method spec '" + text + "'", "unknown method '" + spec.method() + "' (known: " + names + ")");
+}
+
+std::vector<std::pair<std::string, std::string>> reducer_methods() {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& e : registry()) out.emplace_back(e.name, e.description);
+  return out;
+}
+
+namespace reduce {
+at::Tensor normalize(const at::Tensor& x) { return x / x.norm(2, -1, true); }
+}  // namespace reduce
+
+}  // namespace ms

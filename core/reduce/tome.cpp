@@ -1,0 +1,119 @@
+// ToMe: Token Merging (Bolya et al., ICLR 2023), bipartite soft matching as in the released tome/merge.py.
+//
+// Tokens alternate into A (even positions) and B (odd). Each A keeps its most similar B by cosine
+// similarity of the keys averaged over heads; the r best of those edges merge. CLS (and the DeiT
+// distillation token) never merge. Output order: unmerged A sorted by position (CLS first), then all B.
+#include "error.h"
+#include "reducer.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <limits>
+
+namespace ms {
+namespace {
+
+class Tome final : public Reducer {
+ public:
+  Tome(int r, double inflect, std::vector<int> schedule, bool prop_attn)
+      : r_(r), inflect_(inflect), schedule_(std::move(schedule)), prop_attn_(prop_attn) {}
+
+  std::string spec() const override {
+    std::string s = "tome:";
+    if (!schedule_.empty()) {
+      s += "schedule=";
+      for (size_t i = 0; i < schedule_.size(); ++i) s += (i ? ";" : "") + std::to_string(schedule_[i]);
+    } else {
+      s += "r=" + std::to_string(r_);
+      if (inflect_ != 0) s += ",inflect=" + std::to_string(inflect_).substr(0, std::to_string(inflect_).find_last_not_of('0') + 1);
+    }
+    if (!prop_attn_) s += ",prop_attn=0";
+    return s;
+  }
+
+  bool proportional_attention() const override { return prop_attn_; }
+
+  // ToMe's parse_r: a list is padded with zeros; (r, inflect) is int(lo + (hi - lo) / (L - 1) * l) with
+  // lo = int(r (1 - inflect)), hi = 2r - lo; a constant r is inflect = 0.
+  int requested_r(int layer, int depth) const {
+    if (!schedule_.empty()) return layer < static_cast<int>(schedule_.size()) ? schedule_[layer] : 0;
+    const int lo = static_cast<int>(r_ * (1.0 - inflect_));
+    const int hi = 2 * r_ - lo;
+    const double step = depth > 1 ? static_cast<double>(hi - lo) / (depth - 1) : 0.0;
+    return static_cast<int>(lo + step * layer);
+  }
+
+  // r is clamped to half the unprotected tokens.
+  static int clamp_r(int r, int tokens, int prefix) { return std::max(0, std::min(r, (tokens - prefix) / 2)); }
+
+  int predict_tokens(int layer, int depth, int tokens, int prefix) const override {
+    return tokens - clamp_r(requested_r(layer, depth), tokens, prefix);
+  }
+
+  ReductionPlan plan(const ReducerContext& ctx) override {
+    const int64_t B = ctx.x.size(0), N = ctx.x.size(1);
+    const int wanted = requested_r(ctx.layer, ctx.depth);
+    const int r = clamp_r(wanted, static_cast<int>(N), ctx.prefix_tokens);
+    ReductionPlan plan;
+    plan.tokens = N;
+    if (r != wanted) plan.note = "r clamped from " + std::to_string(wanted) + " to " + std::to_string(r);
+    if (r <= 0) return plan;
+
+    const at::Tensor metric = reduce::normalize(ctx.keys_mean);
+    const at::Tensor a = metric.slice(1, 0, N, 2), b = metric.slice(1, 1, N, 2);
+    const int64_t Na = a.size(1), Nb = b.size(1);
+    at::Tensor scores = at::bmm(a, b.transpose(1, 2));
+    const double neg_inf = -std::numeric_limits<double>::infinity();
+    const bool has_cls = ctx.prefix_tokens > 0;
+    if (has_cls) scores.select(1, 0).fill_(neg_inf);                     // CLS is A[0]
+    if (ctx.distill_token) scores.select(2, 0).fill_(neg_inf);           // distillation token is B[0]
+    const auto [node_max, node_idx] = scores.max(-1);
+    const at::Tensor edge_idx = node_max.argsort(-1, /*descending=*/true);
+    const at::Tensor unm_idx = has_cls ? std::get<0>(edge_idx.slice(1, r).sort(1)) : edge_idx.slice(1, r);  // CLS first
+    const at::Tensor src_idx = edge_idx.slice(1, 0, r);
+    const at::Tensor dst_idx = node_idx.gather(1, src_idx);
+    const int64_t n_unm = Na - r;
+
+    // Slots in ToMe's output order [unm, dst]: unmerged A -> its rank, merged A -> its B's slot.
+    const auto opts = at::TensorOptions().dtype(at::kLong);
+    at::Tensor dest_a = at::empty({B, Na}, opts);
+    dest_a.scatter_(1, unm_idx, at::arange(n_unm, opts).expand({B, n_unm}));
+    dest_a.scatter_(1, src_idx, dst_idx + n_unm);
+    at::Tensor dest_b = (at::arange(Nb, opts) + n_unm).expand({B, Nb});
+    if (ctx.distill_token) {
+      // ToMe keeps [unm[0], dst[0], unm[1:], dst[1:]] so CLS and the distillation token lead.
+      at::Tensor remap = at::arange(n_unm + Nb, opts);
+      remap.slice(0, 1, n_unm) += 1;
+      remap[n_unm] = 1;
+      dest_a = remap.index({dest_a});
+      dest_b = remap.index({dest_b});
+    }
+    plan.dest = at::empty({B, N}, opts);
+    plan.dest.slice(1, 0, N, 2).copy_(dest_a);
+    plan.dest.slice(1, 1, N, 2).copy_(dest_b);
+    plan.tokens = n_unm + Nb;
+    return plan;
+  }
+
+ private:
+  int r_;
+  double inflect_;
+  std::vector<int> schedule_;
+  bool prop_attn_;
+};
+
+}  // namespace
+
+std::unique_ptr<Reducer> make_tome(ReducerSpec& spec) {
+  std::vector<int> schedule = spec.get_int_list("schedule");
+  const bool has_r = spec.has("r");
+  const int r = spec.get_int("r", 0, 0, 100000);
+  const double inflect = spec.get_double("inflect", 0.0, -1.0, 1.0);
+  const bool prop_attn = spec.get_bool("prop_attn", true);
+  if (schedule.empty() && !has_r) fail("method spec '" + spec.text() + "'", "tome needs r=N or schedule=a;b;...");
+  if (!schedule.empty() && has_r) fail("method spec '" + spec.text() + "'", "give r= or schedule=, not both");
+  return std::make_unique<Tome>(r, inflect, std::move(schedule), prop_attn);
+}
+
+}  // namespace ms
