@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <regex>
+#include <type_traits>
 
 namespace ms {
 namespace {
@@ -20,9 +21,31 @@ constexpr Width kWidths[] = {
     {"tiny", 192, 12, 3}, {"small", 384, 12, 6}, {"base", 768, 12, 12}, {"large", 1024, 24, 16}, {"huge", 1280, 32, 16},
 };
 
+// nlohmann converts 12.5 to 12 and true to 1 without complaint; a config with those is wrong.
+template <typename T>
+struct JsonKind {
+  static bool matches(const nlohmann::json& v) {
+    if constexpr (std::is_same_v<T, bool>) return v.is_boolean();
+    else if constexpr (std::is_integral_v<T>) return v.is_number_integer();
+    else if constexpr (std::is_floating_point_v<T>) return v.is_number();
+    else return v.is_string();
+  }
+};
+template <typename T, size_t N>
+struct JsonKind<std::array<T, N>> {
+  static bool matches(const nlohmann::json& v) {
+    if (!v.is_array() || v.size() != N) return false;
+    for (const auto& e : v)
+      if (!JsonKind<T>::matches(e)) return false;
+    return true;
+  }
+};
+
 template <typename T>
 void read_field(const nlohmann::json& obj, const char* key, T& value, const std::string& source) {
   if (!obj.contains(key) || obj[key].is_null()) return;
+  if (!JsonKind<T>::matches(obj[key]))
+    fail(source, std::string("field '") + key + "' has the wrong type: " + obj[key].dump());
   try {
     value = obj[key].get<T>();
   } catch (const nlohmann::json::exception&) {
@@ -56,7 +79,7 @@ void VitConfig::validate(const std::string& source) const {
 }
 
 VitConfig config_from_arch_name(const std::string& name) {
-  static const std::regex pattern(R"(^(vit|deit|deit3)_(tiny|small|base|large|huge)(_distilled)?_patch(\d+)_(\d+)(\..*)?$)");
+  static const std::regex pattern(R"(^(vit|deit|deit3)_(tiny|small|base|large|huge)(_distilled)?_patch(\d{1,4})_(\d{1,4})(\..*)?$)");
   std::smatch m;
   if (!std::regex_match(name, m, pattern))
     fail(name, "unknown architecture (mergescope runs the timm VisionTransformer family: "

@@ -2,6 +2,7 @@
 
 #include "checkpoint.h"
 #include "error.h"
+#include "io.h"
 
 #include <filesystem>
 #include <fstream>
@@ -9,6 +10,7 @@
 namespace ms {
 
 Labels Labels::load(const std::string& path) {
+  if (is_directory(path)) fail(path, "is a directory, expected a labels file");
   std::ifstream f(path);
   if (!f) fail(path, "cannot open labels file");
   Labels labels;

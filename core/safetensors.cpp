@@ -100,6 +100,7 @@ SafetensorsFile parse_safetensors(const std::vector<char>& bytes, const std::str
       count *= dim;
       shape.push_back(static_cast<int64_t>(dim));
     }
+    if (count > (uint64_t{1} << 62) / static_cast<uint64_t>(dtype->bytes)) fail(where, "shape is too large");
     const auto& offsets = entry["data_offsets"];
     if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() || !offsets[1].is_number_unsigned())
       fail(where, "data_offsets must be two non-negative integers");
@@ -119,9 +120,14 @@ SafetensorsFile parse_safetensors(const std::vector<char>& bytes, const std::str
   }
 
   std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) { return a.begin < b.begin; });
-  for (size_t i = 1; i < spans.size(); ++i)
-    if (spans[i].begin < spans[i - 1].end && spans[i].end > spans[i].begin)
-      fail(path, "tensors '" + spans[i - 1].name + "' and '" + spans[i].name + "' have overlapping data_offsets");
+  // Compare with the furthest end so far: an empty tensor sorted in between must not hide an overlap.
+  const Span* furthest = nullptr;
+  for (const Span& s : spans) {
+    if (s.end == s.begin) continue;
+    if (furthest && s.begin < furthest->end)
+      fail(path, "tensors '" + furthest->name + "' and '" + s.name + "' have overlapping data_offsets");
+    if (!furthest || s.end > furthest->end) furthest = &s;
+  }
   return out;
 }
 

@@ -18,7 +18,6 @@ int cmd_classify(const std::vector<std::string>& argv) {
   if (args.positionals().empty()) fail("classify", "no image given (usage: classify --model M IMAGE...)");
   const Labels labels = args.has("labels") ? Labels::load(args.get("labels")) : Labels::load_default();
   const int k = args.get_int("top", 5, 1, 1000);
-  // Decode everything before loading the model so a bad file fails fast.
   const auto model = load_model_from_args(args);
   if (static_cast<size_t>(model->config().num_classes) != labels.size())
     fail(args.get("labels", "labels"), std::to_string(labels.size()) + " classes, the model has " +

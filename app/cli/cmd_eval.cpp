@@ -1,8 +1,11 @@
 #include "batch.h"
 #include "commands.h"
+#include "engine.h"
 #include "error.h"
 #include "evaluation.h"
+#include "flops.h"
 #include "labels.h"
+#include "methods.h"
 #include "model.h"
 #include "progress.h"
 
@@ -12,9 +15,31 @@
 #include <cstdio>
 
 namespace ms::cli {
+namespace {
+
+struct MethodTally {
+  std::string spec;
+  std::unique_ptr<Reducer> reducer;
+  std::vector<ImageResult> results;
+  Accuracy accuracy;
+  double seconds = 0;
+  double macs = 0;  // summed over images
+};
+
+std::string output_path(const std::string& path, const std::string& spec, size_t methods) {
+  if (methods == 1) return path;
+  std::string tag = spec;
+  for (char& ch : tag)
+    if (!isalnum(static_cast<unsigned char>(ch)) && ch != '.' && ch != '-') ch = '_';
+  const auto dot = path.rfind('.');
+  return dot == std::string::npos ? path + "." + tag : path.substr(0, dot) + "." + tag + path.substr(dot);
+}
+
+}  // namespace
 
 int cmd_eval(const std::vector<std::string>& argv) {
   auto options = kModelOptions;
+  options.insert(kMethodOptions.begin(), kMethodOptions.end());
   options.insert({"images", "labels", "batch", "csv", "json", "limit"});
   const Args args(argv, {}, options);
   if (!args.positionals().empty()) fail(args.positionals()[0], "unexpected argument (eval reads --images DIR)");
@@ -27,39 +52,57 @@ int cmd_eval(const std::vector<std::string>& argv) {
   if (files.empty()) fail(args.get("images"), "no JPEG, PNG or BMP images in folder");
 
   const auto model = load_model_from_args(args);
-  const PreprocessSpec spec = preprocess_spec(model->config());
+  const VitConfig& config = model->config();
+  const std::vector<std::string> specs = resolve_methods(args, config, args.all("method").size() > 0);
+  std::vector<MethodTally> tallies;
+  for (const auto& s : specs) tallies.push_back({s, reducer_for(s), {}, {}, 0, 0});
+  const PreprocessSpec pre = preprocess_spec(config);
   c10::InferenceMode guard;
 
-  std::vector<ImageResult> results;
-  Accuracy accuracy;
-  double model_seconds = 0;
   Progress progress("eval", files.size());
   for (size_t start = 0; start < files.size(); start += batch_size) {
     const std::vector<std::string> chunk(files.begin() + start, files.begin() + std::min(files.size(), start + batch_size));
-    const at::Tensor input = load_batch(chunk, spec);
-    const auto t0 = std::chrono::steady_clock::now();
-    const at::Tensor logits = model->forward(input);
-    model_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const auto predictions = top_k(logits, 5);
-    for (size_t i = 0; i < chunk.size(); ++i) {
-      ImageResult r{chunk[i], labels.index_from_filename(chunk[i]), predictions[i]};
-      accuracy.add(r);
-      results.push_back(std::move(r));
+    const at::Tensor input = load_batch(chunk, pre);  // decoded once, shared by every method
+    for (auto& t : tallies) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const RunResult r = run(*model, input, t.reducer.get());
+      t.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      t.macs += model_cost(config, r.tokens_per_layer, t.reducer.get()).total() * chunk.size();
+      const auto predictions = top_k(r.logits, 5);
+      for (size_t i = 0; i < chunk.size(); ++i) {
+        ImageResult res{chunk[i], labels.index_from_filename(chunk[i]), predictions[i]};
+        t.accuracy.add(res);
+        t.results.push_back(std::move(res));
+      }
     }
     char extra[64];
-    std::snprintf(extra, sizeof extra, "top-1 %.1f%%", accuracy.top1_percent());
-    progress.update(results.size(), extra);
+    std::snprintf(extra, sizeof extra, "top-1 %.1f%% (%s)", tallies.back().accuracy.top1_percent(), tallies.back().spec.c_str());
+    progress.update(tallies.front().results.size(), extra);
   }
-  const double total_seconds = progress.elapsed_seconds();
   progress.finish();
-  const double ips = results.size() / total_seconds;
-  std::printf("model %s  images %zu (labelled %d)  top-1 %.2f%%  top-5 %.2f%%  %.1f images/s end-to-end, %.1f images/s model only\n",
-              model->source().c_str(), results.size(), accuracy.images, accuracy.top1_percent(), accuracy.top5_percent(), ips,
-              results.size() / model_seconds);
-  if (accuracy.images == 0)
+
+  const double n = static_cast<double>(files.size());
+  const MethodTally* baseline = nullptr;
+  for (const auto& t : tallies)
+    if (t.spec == "none") baseline = &t;
+  std::printf("model %s, %zu images (%d labelled); GMACs per image (MACs, as the ToMe/PiToMe papers' \"GFLOPs\")\n",
+              model->source().c_str(), files.size(), tallies.front().accuracy.images);
+  std::printf("%-28s %8s %8s %8s %10s %9s\n", "method", "top-1", "top-5", "GMACs", "images/s", "speed-up");
+  for (const auto& t : tallies) {
+    const double ips = n / t.seconds;
+    std::printf("%-28s %7.2f%% %7.2f%% %8.3f %10.1f", t.spec.c_str(), t.accuracy.top1_percent(), t.accuracy.top5_percent(),
+                t.macs / n * 1e-9, ips);
+    if (baseline) std::printf(" %8.2fx", ips / (n / baseline->seconds));
+    std::printf("\n");
+  }
+  if (tallies.front().accuracy.images == 0)
     std::fprintf(stderr, "mergescope-cli: warning: no file name starts with a known wnid; accuracy is undefined\n");
-  if (args.has("csv")) write_results_csv(args.get("csv"), results, labels);
-  if (args.has("json")) write_results_json(args.get("json"), results, labels, model->source(), accuracy, ips);
+  for (const auto& t : tallies) {
+    if (args.has("csv")) write_results_csv(output_path(args.get("csv"), t.spec, tallies.size()), t.results, labels);
+    if (args.has("json"))
+      write_results_json(output_path(args.get("json"), t.spec, tallies.size()), t.results, labels,
+                         model->source() + " " + t.spec, t.accuracy, n / t.seconds);
+  }
   return 0;
 }
 

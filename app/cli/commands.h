@@ -17,6 +17,7 @@ namespace ms::cli {
 int cmd_classify(const std::vector<std::string>& argv);
 int cmd_eval(const std::vector<std::string>& argv);
 int cmd_bench(const std::vector<std::string>& argv);
+int cmd_trace(const std::vector<std::string>& argv);
 
 // Options every model-using command shares.
 extern const std::set<std::string> kModelOptions;  // model, random-weights, arch, threads, seed

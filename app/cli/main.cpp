@@ -1,6 +1,7 @@
 // mergescope-cli: every analysis of mergescope without a window.
 #include "commands.h"
 #include "error.h"
+#include "reduce/reducer.h"
 #include "runtime.h"
 
 #include <cstdio>
@@ -19,6 +20,13 @@ const char* kUsage =
     "                                                    top-1/top-5 over images named <wnid>_*.JPEG\n"
     "  bench --model M | --random-weights ARCH [--batch B] [--warmup W] [--repeat R] [--json]\n"
     "                                                    images/s, median of R timed runs after W warm-ups\n"
+    "  trace --model M --method SPEC IMAGE --out F.json [--keys]\n"
+    "                                                    per-layer tokens, clusters, sizes, PiToMe energies\n"
+    "  methods                                           the token reducers and their keys\n"
+    "\n"
+    "eval and bench take repeated --method SPEC (none, tome:r=13, tome:r=16,inflect=-1, tome:r=8,prop_attn=0,\n"
+    "pitome:ratio=0.9, pitome-code:ratio=0.9, random:r=13) and print one row per method; a bare `pitome`\n"
+    "or `pitome-code` with --match-flops SPEC gets the keep ratio whose GMACs equal SPEC's.\n"
     "  --version                                         LibTorch, BLAS and thread count\n"
     "\n"
     "model options (all commands):\n"
@@ -47,6 +55,11 @@ int main(int argc, char** argv) {
     if (command == "classify") return ms::cli::cmd_classify(rest);
     if (command == "eval") return ms::cli::cmd_eval(rest);
     if (command == "bench") return ms::cli::cmd_bench(rest);
+    if (command == "trace") return ms::cli::cmd_trace(rest);
+    if (command == "methods") {
+      for (const auto& [name, text] : ms::reducer_methods()) std::printf("%-12s %s\n", name.c_str(), text.c_str());
+      return 0;
+    }
     std::fprintf(stderr, "mergescope-cli: error: unknown command '%s' (see --help)\n", command.c_str());
     return 2;
   } catch (const ms::Error& e) {

@@ -39,6 +39,11 @@ class Pitome final : public Reducer {
 
   int predict_tokens(int, int, int tokens, int prefix) const override { return tokens - removed(tokens - prefix); }
 
+  double matching_macs(int tokens, int prefix, int key_dim) const override {
+    const double t = tokens - prefix;
+    return t * t * key_dim;  // the full T x T similarity behind the energies
+  }
+
   double margin(int layer, int depth) const {
     const double m0 = variant_ == Variant::Paper ? 0.9 : 0.75;
     return m0 - m0 * layer / depth;

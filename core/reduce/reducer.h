@@ -46,6 +46,11 @@ class Reducer {
   // Token count after block `layer` given `tokens` entering it, when it does not depend on the image;
   // -1 otherwise. Used for GFLOPs matching before running anything.
   virtual int predict_tokens(int layer, int depth, int tokens, int prefix_tokens) const = 0;
+  // Multiply-accumulates the method itself spends in block `layer` (similarity matrices), per image.
+  virtual double matching_macs(int tokens_in, int prefix_tokens, int key_dim) const {
+    (void)tokens_in, (void)prefix_tokens, (void)key_dim;
+    return 0;
+  }
   virtual ReductionPlan plan(const ReducerContext& ctx) = 0;
 };
 

@@ -51,6 +51,10 @@ class Tome final : public Reducer {
     return tokens - clamp_r(requested_r(layer, depth), tokens, prefix);
   }
 
+  double matching_macs(int tokens, int, int key_dim) const override {
+    return static_cast<double>((tokens + 1) / 2) * (tokens / 2) * key_dim;  // A x B similarities
+  }
+
   ReductionPlan plan(const ReducerContext& ctx) override {
     const int64_t B = ctx.x.size(0), N = ctx.x.size(1);
     const int wanted = requested_r(ctx.layer, ctx.depth);

@@ -1,0 +1,480 @@
+// Bad input end to end through the real mergescope-cli binary: every broken image, checkpoint, config,
+// model name or option ends with exit status 1 (never a signal), nothing on stdout, and exactly one line on
+// stderr: "mergescope-cli: error: <file or option>: <problem>". Positive controls show the same command
+// line classifies good files in every supported encoding.
+//
+// Fixtures: tests/fixtures/make_bad_inputs.py (PIL) writes the image variants to <fixtures>/bad; truncations,
+// the 12-bit patch and the broken checkpoints are made here in a mkdtemp folder.
+#include "error.h"
+#include "safetensors.h"
+#include "test_util.h"
+
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace ms {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string kModelDir = "../shared/models/deit_tiny_patch16_224";
+const std::string kPrefix = "mergescope-cli: error: ";
+
+std::string quote(const std::string& s) {
+  std::string q = "'";
+  for (char ch : s) q += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
+  return q + "'";
+}
+
+std::string read_bytes(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  EXPECT_TRUE(f.good()) << "cannot read " << path;
+  return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+}
+
+void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream f(path, std::ios::binary);
+  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  ASSERT_TRUE(f.good()) << "cannot write " << path;
+}
+
+// A safetensors file from a raw header and `data_bytes` zero bytes of data.
+std::string safetensors_bytes(const std::string& header, size_t data_bytes, uint64_t declared_len) {
+  std::string out;
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((declared_len >> (8 * i)) & 0xff));
+  return out + header + std::string(data_bytes, '\0');
+}
+
+// Sets the sample precision of the first baseline/extended/progressive frame header of a JPEG.
+std::string with_jpeg_precision(std::string jpeg, int precision) {
+  size_t i = 2;
+  while (i + 4 < jpeg.size()) {
+    if (static_cast<uint8_t>(jpeg[i]) != 0xFF) {
+      ADD_FAILURE() << "lost sync in JPEG marker walk at byte " << i;
+      break;
+    }
+    const uint8_t marker = static_cast<uint8_t>(jpeg[i + 1]);
+    const size_t len = static_cast<uint8_t>(jpeg[i + 2]) << 8 | static_cast<uint8_t>(jpeg[i + 3]);
+    if (marker == 0xC0 || marker == 0xC1 || marker == 0xC2) {
+      EXPECT_EQ(static_cast<uint8_t>(jpeg[i + 4]), 8) << "source JPEG is not 8-bit";
+      jpeg[i + 4] = static_cast<char>(precision);
+      return jpeg;
+    }
+    i += 2 + len;
+  }
+  ADD_FAILURE() << "no SOF0/1/2 segment found";
+  return jpeg;
+}
+
+struct ClassifyBlock {
+  std::vector<std::string> ranks;  // "tench (0)" etc., best first, without the percentage
+  std::vector<std::string> lines;  // the full lines
+};
+
+// Parses classify's stdout: a path line, then "  k.  pp.pp%  name (index)" lines.
+std::map<std::string, ClassifyBlock> parse_classify(const std::string& out) {
+  std::map<std::string, ClassifyBlock> blocks;
+  std::istringstream s(out);
+  std::string line, current;
+  while (std::getline(s, line)) {
+    if (line.rfind("  ", 0) != 0) {
+      current = line;
+      blocks[current];
+      continue;
+    }
+    const auto pct = line.find("%  ");
+    if (pct == std::string::npos) continue;
+    blocks[current].ranks.push_back(line.substr(pct + 3));
+    blocks[current].lines.push_back(line);
+  }
+  return blocks;
+}
+
+class BadInput : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    char name[] = "/tmp/ms_bad_input_XXXXXX";
+    ASSERT_NE(mkdtemp(name), nullptr);
+    tmp_ = name;
+    bad_ = test::fixtures_dir() + "/bad";
+  }
+  static void TearDownTestSuite() {
+    std::error_code ec;
+    fs::remove_all(tmp_, ec);
+  }
+
+  static std::string tmp(const std::string& name) { return tmp_ + "/" + name; }
+
+  // A PIL-made fixture; fails the test (not just skips) when make_bad_inputs.py has not run.
+  static std::string fixture(const std::string& name) {
+    const std::string p = bad_ + "/" + name;
+    EXPECT_TRUE(fs::exists(p)) << p << " is missing: run tests/fixtures/make_bad_inputs.py " << bad_
+                               << " (ctest runs it as the make_bad_inputs fixture)";
+    return p;
+  }
+
+  // The first `fraction` of a file, written to the temp folder.
+  static std::string truncated(const std::string& source, const std::string& name, double fraction = 0.5) {
+    const std::string bytes = read_bytes(source);
+    EXPECT_GT(bytes.size(), 100u) << source;
+    const std::string p = tmp(name);
+    write_bytes(p, bytes.substr(0, static_cast<size_t>(bytes.size() * fraction)));
+    return p;
+  }
+
+  // A model folder: the shared config.json (or `config_text`) and a model.safetensors holding `weights`.
+  static std::string model_folder(const std::string& name, const std::string& weights, const char* config_text = nullptr) {
+    const std::string dir = tmp(name);
+    fs::create_directories(dir);
+    if (config_text)
+      write_bytes(dir + "/config.json", config_text);
+    else
+      fs::copy_file(kModelDir + "/config.json", dir + "/config.json", fs::copy_options::overwrite_existing);
+    write_bytes(dir + "/model.safetensors", weights);
+    return dir;
+  }
+
+  // The shared DeiT-Ti state dict, read once.
+  static const std::map<std::string, at::Tensor>& real_weights() {
+    static const std::map<std::string, at::Tensor> w = read_safetensors(kModelDir + "/model.safetensors").tensors;
+    return w;
+  }
+  static std::string model_folder_with(const std::string& name, const std::map<std::string, at::Tensor>& weights) {
+    const std::string dir = tmp(name);
+    fs::create_directories(dir);
+    fs::copy_file(kModelDir + "/config.json", dir + "/config.json", fs::copy_options::overwrite_existing);
+    write_safetensors(dir + "/model.safetensors", weights);
+    return dir;
+  }
+
+  static test::CommandResult cli(const std::string& args) { return test::run_command(quote(test::cli_path()) + " " + args); }
+  static test::CommandResult classify(const std::string& image, const std::string& extra = "") {
+    return cli("classify " + extra + (extra.empty() ? "" : " ") + quote(image));
+  }
+  static test::CommandResult classify_with_model(const std::string& model) {
+    return cli("classify --model " + quote(model) + " " + quote(test::shared_image("n01440764_tench.JPEG")));
+  }
+
+  // The failure contract. `names`: the file or option the message must name; `keywords`: at least one
+  // must appear (the problem).
+  static void expect_clean_failure(const test::CommandResult& r, const std::string& names,
+                                   const std::vector<std::string>& keywords, int expected_status = 1) {
+    SCOPED_TRACE("stderr: " + r.err);
+    EXPECT_NE(r.exit_code, 0);
+    EXPECT_LT(r.exit_code, 128) << "killed by a signal";
+    EXPECT_EQ(r.exit_code, expected_status);
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "stderr is not exactly one line";
+    EXPECT_TRUE(!r.err.empty() && r.err.back() == '\n') << "stderr does not end in a newline";
+    EXPECT_EQ(r.err.rfind(kPrefix, 0), 0u) << "stderr does not start with '" << kPrefix << "'";
+    EXPECT_NE(r.err.find(names), std::string::npos) << "stderr does not name '" << names << "'";
+    bool any = false;
+    std::string wanted;
+    for (const auto& k : keywords) {
+      any = any || r.err.find(k) != std::string::npos;
+      wanted += (wanted.empty() ? "'" : " or '") + k + "'";
+    }
+    EXPECT_TRUE(any) << "stderr has none of " << wanted;
+    EXPECT_TRUE(r.out.empty()) << "stdout on failure: " << r.out;
+  }
+
+  static std::string tmp_, bad_;
+};
+
+std::string BadInput::tmp_, BadInput::bad_;
+
+// ---- images -----------------------------------------------------------------------------------------
+
+TEST_F(BadInput, ImageMissing) {
+  const std::string p = tmp("no_such_image.JPEG");
+  expect_clean_failure(classify(p), p, {"cannot open"});
+}
+
+TEST_F(BadInput, ImageIsADirectory) {
+  expect_clean_failure(classify(tmp_), tmp_, {"directory"});
+}
+
+TEST_F(BadInput, EmptyImage) {
+  const std::string p = tmp("empty.JPEG");
+  write_bytes(p, "");
+  expect_clean_failure(classify(p), p, {"empty"});
+}
+
+TEST_F(BadInput, RandomBytesWithJpegExtension) {
+  std::mt19937 rng(1234);
+  std::string bytes(8192, '\0');
+  for (char& ch : bytes) ch = static_cast<char>(rng() & 0xff);
+  bytes[0] = 0x42;  // certainly not FF D8 (JPEG) nor 'BM' / PNG
+  bytes[1] = 0x00;
+  const std::string p = tmp("random.JPEG");
+  write_bytes(p, bytes);
+  expect_clean_failure(classify(p), p, {"unsupported image format"});
+}
+
+TEST_F(BadInput, RandomBytesAfterJpegSignature) {
+  std::mt19937 rng(99);
+  std::string bytes(8192, '\0');
+  for (char& ch : bytes) ch = static_cast<char>(rng() & 0xff);
+  bytes[0] = '\xFF';
+  bytes[1] = '\xD8';
+  bytes[2] = '\xFF';
+  const std::string p = tmp("random_soi.JPEG");
+  write_bytes(p, bytes);
+  expect_clean_failure(classify(p), p, {"JPEG", "corrupt"});
+}
+
+TEST_F(BadInput, TruncatedJpeg) {
+  const std::string p = truncated(test::shared_image("n01440764_tench.JPEG"), "truncated.JPEG");
+  expect_clean_failure(classify(p), p, {"truncated"});
+}
+
+TEST_F(BadInput, JpegWithoutEndMarker) {
+  // All image data present, only the final FF D9 missing: PIL refuses this too (image file is truncated).
+  const std::string bytes = read_bytes(test::shared_image("n01440764_tench.JPEG"));
+  ASSERT_EQ(bytes.substr(bytes.size() - 2), "\xFF\xD9");
+  const std::string p = tmp("no_eoi.JPEG");
+  write_bytes(p, bytes.substr(0, bytes.size() - 2));
+  expect_clean_failure(classify(p), p, {"truncated"});
+}
+
+TEST_F(BadInput, TruncatedPng) {
+  const std::string p = truncated(fixture("tench.png"), "truncated.png");
+  expect_clean_failure(classify(p), p, {"truncated", "corrupt"});
+}
+
+TEST_F(BadInput, TruncatedBmp) {
+  const std::string p = truncated(fixture("tench.bmp"), "truncated.bmp");
+  expect_clean_failure(classify(p), p, {"truncated"});
+}
+
+TEST_F(BadInput, TruncatedBmpHeader) {
+  const std::string p = truncated(fixture("tench.bmp"), "truncated_header.bmp", 30.0 / 562554);
+  expect_clean_failure(classify(p), p, {"truncated"});
+}
+
+TEST_F(BadInput, GifIsUnsupported) {
+  const std::string p = fixture("tench.gif");
+  expect_clean_failure(classify(p), p, {"unsupported image format"});
+}
+
+TEST_F(BadInput, TextFileIsUnsupported) {
+  const std::string p = fixture("not_an_image.txt");
+  expect_clean_failure(classify(p), p, {"unsupported image format"});
+}
+
+TEST_F(BadInput, CmykJpeg) {
+  const std::string p = fixture("tench_cmyk.jpg");
+  expect_clean_failure(classify(p), p, {"CMYK"});
+}
+
+TEST_F(BadInput, TwelveBitJpeg) {
+  const std::string p = tmp("twelve_bit.JPEG");
+  write_bytes(p, with_jpeg_precision(read_bytes(test::shared_image("n01440764_tench.JPEG")), 12));
+  expect_clean_failure(classify(p), p, {"12-bit"});
+}
+
+TEST_F(BadInput, BadImageAfterAGoodOneIsNamed) {
+  const std::string bad = tmp("second_bad.JPEG");
+  write_bytes(bad, "not an image");
+  expect_clean_failure(cli("classify " + quote(test::shared_image("n01440764_tench.JPEG")) + " " + quote(bad)), bad,
+                       {"unsupported image format"});
+}
+
+// ---- checkpoints ------------------------------------------------------------------------------------
+
+TEST_F(BadInput, SafetensorsHeaderLengthPastEnd) {
+  const std::string header = R"({"x":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})";
+  const std::string dir = model_folder("st_len", safetensors_bytes(header, 4, 1 << 20));
+  expect_clean_failure(classify_with_model(dir), dir + "/model.safetensors", {"past the end"});
+}
+
+TEST_F(BadInput, SafetensorsOverlappingOffsets) {
+  const std::string header = R"({"head.bias":{"dtype":"F32","shape":[1000],"data_offsets":[0,4000]},)"
+                             R"("head.weight":{"dtype":"F32","shape":[2],"data_offsets":[3992,4000]}})";
+  const std::string dir = model_folder("st_overlap", safetensors_bytes(header, 4000, header.size()));
+  expect_clean_failure(classify_with_model(dir), dir + "/model.safetensors", {"overlapping"});
+}
+
+TEST_F(BadInput, SafetensorsOffsetsOutOfRange) {
+  const std::string header = R"({"head.bias":{"dtype":"F32","shape":[1000],"data_offsets":[0,4000]}})";
+  const std::string dir = model_folder("st_range", safetensors_bytes(header, 400, header.size()));
+  expect_clean_failure(classify_with_model(dir), dir + "/model.safetensors", {"out of range"});
+}
+
+TEST_F(BadInput, SafetensorsUnknownDtype) {
+  const std::string header = R"({"head.bias":{"dtype":"F8_E4M3","shape":[1000],"data_offsets":[0,1000]}})";
+  const std::string dir = model_folder("st_dtype", safetensors_bytes(header, 1000, header.size()));
+  expect_clean_failure(classify_with_model(dir), dir + "/model.safetensors", {"unknown dtype"});
+}
+
+TEST_F(BadInput, SafetensorsNotSafetensors) {
+  const std::string dir = model_folder("st_text", "hello, world\n");
+  expect_clean_failure(classify_with_model(dir), dir + "/model.safetensors", {"past the end", "not a safetensors"});
+}
+
+TEST_F(BadInput, TensorShapeDisagreesWithConfig) {
+  auto weights = real_weights();
+  weights["head.weight"] = weights.at("head.weight").narrow(0, 0, 999).contiguous();
+  const std::string dir = model_folder_with("shape", weights);
+  const auto r = classify_with_model(dir);
+  expect_clean_failure(r, dir + "/model.safetensors", {"shape"});
+  EXPECT_NE(r.err.find("'head.weight' has shape [999,192] but the config needs [1000,192]"), std::string::npos) << r.err;
+}
+
+TEST_F(BadInput, PositionEmbeddingForAnotherResolution) {
+  auto weights = real_weights();
+  weights["pos_embed"] = at::zeros({1, 577, 192});  // a 384-px checkpoint's pos_embed
+  const std::string dir = model_folder_with("pos_embed", weights);
+  expect_clean_failure(classify_with_model(dir), "pos_embed", {"[1,577,192]"});
+}
+
+TEST_F(BadInput, IntegerTensorWhereWeightsExpected) {
+  auto weights = real_weights();
+  weights["head.bias"] = at::zeros({1000}, at::kLong);
+  const std::string dir = model_folder_with("int_tensor", weights);
+  expect_clean_failure(classify_with_model(dir), "head.bias", {"floating point"});
+}
+
+TEST_F(BadInput, MissingTensor) {
+  auto weights = real_weights();
+  ASSERT_EQ(weights.erase("head.bias"), 1u);
+  const std::string dir = model_folder_with("missing_tensor", weights);
+  const auto r = classify_with_model(dir);
+  expect_clean_failure(r, dir + "/model.safetensors", {"missing tensor"});
+  EXPECT_NE(r.err.find("'head.bias'"), std::string::npos) << r.err;
+}
+
+TEST_F(BadInput, InvalidConfigJson) {
+  const std::string dir = model_folder("bad_json", "", "{\"architecture\": \"deit_tiny_patch16_224\", ");
+  expect_clean_failure(classify_with_model(dir), dir + "/config.json", {"invalid JSON"});
+}
+
+TEST_F(BadInput, UnknownArchitectureInConfig) {
+  const std::string dir = model_folder("resnet", "", R"({"architecture": "resnet50", "num_classes": 1000})");
+  const auto r = classify_with_model(dir);
+  expect_clean_failure(r, dir + "/config.json", {"unknown architecture"});
+  EXPECT_NE(r.err.find("resnet50"), std::string::npos) << r.err;
+}
+
+TEST_F(BadInput, ModelFolderWithoutWeights) {
+  const std::string dir = tmp("no_weights");
+  fs::create_directories(dir);
+  fs::copy_file(kModelDir + "/config.json", dir + "/config.json", fs::copy_options::overwrite_existing);
+  expect_clean_failure(classify_with_model(dir), dir, {"no weights"});
+}
+
+TEST_F(BadInput, WeightsFileWithoutConfig) {
+  const std::string dir = tmp("bare_weights");
+  fs::create_directories(dir);
+  const std::string p = dir + "/weights.safetensors";
+  write_bytes(p, safetensors_bytes("{}", 0, 2));
+  expect_clean_failure(classify_with_model(p), p, {"config.json"});
+}
+
+TEST_F(BadInput, ModelNameNotFound) {
+  const auto r = classify_with_model("no_such_model_xyz");
+  expect_clean_failure(r, "no_such_model_xyz", {"not found"});
+  // It says where it looked: the default search path relative to the working directory.
+  EXPECT_NE(r.err.find("./models/no_such_model_xyz"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("../shared/models/no_such_model_xyz"), std::string::npos) << r.err;
+}
+
+// ---- labels and options -----------------------------------------------------------------------------
+
+TEST_F(BadInput, MissingLabelsFile) {
+  expect_clean_failure(classify(test::shared_image("n01440764_tench.JPEG"), "--labels /nonexistent"), "/nonexistent",
+                       {"cannot open"});
+}
+
+TEST_F(BadInput, LabelsFileIsADirectory) {
+  // Not "labels file is empty": the user gave a folder.
+  expect_clean_failure(classify(test::shared_image("n01440764_tench.JPEG"), "--labels " + quote(tmp_)), tmp_,
+                       {"directory"});
+}
+
+TEST_F(BadInput, LabelsWithWrongClassCount) {
+  const std::string p = tmp("ten_labels.txt");
+  std::string text;
+  for (int i = 0; i < 10; ++i) text += "n0000000" + std::to_string(i) + " class " + std::to_string(i) + "\n";
+  write_bytes(p, text);
+  expect_clean_failure(classify(test::shared_image("n01440764_tench.JPEG"), "--labels " + quote(p)), p, {"10 classes"});
+}
+
+TEST_F(BadInput, UnknownOption) {
+  expect_clean_failure(classify(test::shared_image("n01440764_tench.JPEG"), "--frobnicate 3"), "--frobnicate",
+                       {"unknown option"});
+}
+
+TEST_F(BadInput, OptionWithoutValue) {
+  expect_clean_failure(cli("classify --model"), "--model", {"needs a value"});
+}
+
+TEST_F(BadInput, UnknownCommand) {
+  expect_clean_failure(cli("frobnicate"), "frobnicate", {"unknown command"}, 2);
+}
+
+TEST_F(BadInput, BatchNotAnInteger) {
+  expect_clean_failure(cli("bench --batch abc --warmup 0 --repeat 1"), "--batch", {"not an integer"});
+  expect_clean_failure(cli("bench --batch=12x --warmup 0 --repeat 1"), "--batch", {"not an integer"});
+  expect_clean_failure(cli("eval --images " + quote(tmp_) + " --batch abc"), "--batch", {"not an integer"});
+}
+
+TEST_F(BadInput, BatchOutOfRange) {
+  expect_clean_failure(cli("bench --batch 0 --warmup 0 --repeat 1"), "--batch", {"out of range"});
+  expect_clean_failure(cli("bench --batch -3 --warmup 0 --repeat 1"), "--batch", {"out of range"});
+  expect_clean_failure(cli("eval --images " + quote(tmp_) + " --batch 0"), "--batch", {"out of range"});
+}
+
+TEST_F(BadInput, EvalFolderWithoutImages) {
+  const std::string dir = tmp("empty_folder");
+  fs::create_directories(dir);
+  expect_clean_failure(cli("eval --images " + quote(dir)), dir, {"no JPEG, PNG or BMP"});
+}
+
+// ---- positive controls ------------------------------------------------------------------------------
+
+TEST_F(BadInput, GoodImagesInEveryEncodingClassify) {
+  const std::string original = test::shared_image("n01440764_tench.JPEG");
+  const std::vector<std::string> images = {original, fixture("tench_baseline.jpg"), fixture("tench_progressive.jpg"),
+                                           fixture("tench_grey.jpg"), fixture("tench.png"), fixture("tench.bmp")};
+  std::string args = "classify";
+  for (const auto& p : images) args += " " + quote(p);
+  const auto r = cli(args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(r.err.empty()) << r.err;
+  const auto blocks = parse_classify(r.out);
+  ASSERT_EQ(blocks.size(), images.size()) << r.out;
+  for (const auto& p : images) {
+    ASSERT_TRUE(blocks.count(p)) << p << " not in output:\n" << r.out;
+    EXPECT_EQ(blocks.at(p).ranks.size(), 5u) << p;
+  }
+  // PNG and BMP hold PIL's decode of the same JPEG: identical pixels, identical predictions, tench on top.
+  const ClassifyBlock& png = blocks.at(fixture("tench.png"));
+  const ClassifyBlock& bmp = blocks.at(fixture("tench.bmp"));
+  ASSERT_FALSE(png.ranks.empty());
+  EXPECT_EQ(png.ranks[0], "tench (0)") << r.out;
+  EXPECT_EQ(png.lines, bmp.lines) << r.out;
+  // The colour JPEG encodings (stb's decoder, not libjpeg's) still see a tench.
+  for (const auto& p : {original, fixture("tench_baseline.jpg"), fixture("tench_progressive.jpg")})
+    EXPECT_EQ(blocks.at(p).ranks.at(0), "tench (0)") << p << "\n" << r.out;
+}
+
+TEST_F(BadInput, TopOptionLimitsTheList) {
+  const auto r = classify(fixture("tench.png"), "--top 1");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto blocks = parse_classify(r.out);
+  ASSERT_EQ(blocks.size(), 1u) << r.out;
+  EXPECT_EQ(blocks.begin()->second.ranks, (std::vector<std::string>{"tench (0)"})) << r.out;
+}
+
+}  // namespace
+}  // namespace ms
