@@ -27,7 +27,7 @@ class Pitome final : public Reducer {
   Pitome(Variant variant, double ratio) : variant_(variant), ratio_(ratio) {}
 
   std::string spec() const override {
-    return std::string(variant_ == Variant::Paper ? "pitome" : "pitome-code") + ":ratio=" + format_ratio();
+    return std::string(variant_ == Variant::Paper ? "pitome" : "pitome-code") + ":ratio=" + reduce::format_number(ratio_);
   }
 
   bool proportional_attention() const override { return variant_ == Variant::Paper; }
@@ -117,13 +117,6 @@ class Pitome final : public Reducer {
     const int64_t B = sim.size(0), T = sim.size(1), Na = a_idx.size(1), Nb = b_idx.size(1);
     const at::Tensor cols = sim.gather(2, b_idx.unsqueeze(1).expand({B, T, Nb}));
     return cols.gather(1, a_idx.unsqueeze(2).expand({B, Na, Nb}));
-  }
-
-  std::string format_ratio() const {
-    std::string s = std::to_string(ratio_);
-    s.erase(s.find_last_not_of('0') + 1);
-    if (!s.empty() && s.back() == '.') s.pop_back();
-    return s;
   }
 
   Variant variant_;

@@ -86,6 +86,8 @@ std::vector<std::pair<std::string, std::string>> reducer_methods();
 namespace reduce {
 // Rows of `x` [B,N,D] scaled to unit L2 norm.
 at::Tensor normalize(const at::Tensor& x);
+// Shortest decimal form for canonical specs: 0.9 -> "0.9", -1 -> "-1".
+std::string format_number(double v);
 }  // namespace reduce
 
 }  // namespace ms

@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 
 #include <cerrno>
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 
@@ -73,13 +74,23 @@ std::string ReducerSpec::take(const std::string& key) {
   return values_.at(key);
 }
 
+namespace {
+// strtod/strtol accept leading blanks, '+' and hex; a spec number is plain decimal.
+bool plain_decimal(const std::string& s) {
+  if (s.empty()) return false;
+  for (char ch : s)
+    if (!(std::isdigit(static_cast<unsigned char>(ch)) || ch == '-' || ch == '.' || ch == 'e' || ch == 'E')) return false;
+  return true;
+}
+}  // namespace
+
 double ReducerSpec::get_double(const std::string& key, double fallback, double min, double max) {
   if (!has(key)) return fallback;
   const std::string s = take(key);
   char* end = nullptr;
   errno = 0;
   const double v = std::strtod(s.c_str(), &end);
-  if (s.empty() || *end || errno || !std::isfinite(v))
+  if (!plain_decimal(s) || *end || errno || !std::isfinite(v))
     fail("method spec '" + text_ + "'", key + "='" + s + "' is not a number");
   if (v < min || v > max)
     fail("method spec '" + text_ + "'", key + "=" + s + " is outside [" + std::to_string(min) + ", " + std::to_string(max) + "]");
@@ -92,7 +103,7 @@ int ReducerSpec::get_int(const std::string& key, int fallback, int min, int max)
   char* end = nullptr;
   errno = 0;
   const long v = std::strtol(s.c_str(), &end, 10);
-  if (s.empty() || *end || errno) fail("method spec '" + text_ + "'", key + "='" + s + "' is not an integer");
+  if (!plain_decimal(s) || *end || errno) fail("method spec '" + text_ + "'", key + "='" + s + "' is not an integer");
   if (v < min || v > max)
     fail("method spec '" + text_ + "'", key + "=" + s + " is outside [" + std::to_string(min) + ", " + std::to_string(max) + "]");
   return static_cast<int>(v);
@@ -151,6 +162,13 @@ std::vector<std::pair<std::string, std::string>> reducer_methods() {
 
 namespace reduce {
 at::Tensor normalize(const at::Tensor& x) { return x / x.norm(2, -1, true); }
+
+std::string format_number(double v) {
+  std::string s = std::to_string(v);
+  s.erase(s.find_last_not_of('0') + 1);
+  if (!s.empty() && s.back() == '.') s.pop_back();
+  return s;
+}
 }  // namespace reduce
 
 }  // namespace ms

@@ -26,7 +26,7 @@ class Tome final : public Reducer {
       for (size_t i = 0; i < schedule_.size(); ++i) s += (i ? ";" : "") + std::to_string(schedule_[i]);
     } else {
       s += "r=" + std::to_string(r_);
-      if (inflect_ != 0) s += ",inflect=" + std::to_string(inflect_).substr(0, std::to_string(inflect_).find_last_not_of('0') + 1);
+      if (inflect_ != 0) s += ",inflect=" + reduce::format_number(inflect_);
     }
     if (!prop_attn_) s += ",prop_attn=0";
     return s;
