@@ -23,6 +23,8 @@ struct RunResult {
   std::vector<ImageTrace> traces;      // one per image when options.trace
   double block_seconds = 0;            // wall time inside the blocks
   double reducer_seconds = 0;          // of which planning and applying reductions
+  double attention_seconds = 0;        // of which attention branches (LayerNorm, qkv, softmax, proj)
+  double mlp_seconds = 0;              // of which MLP branches
 };
 
 // Runs images [B,3,H,W] through `model` with `reducer` (nullptr: no reduction).

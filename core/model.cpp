@@ -3,6 +3,7 @@
 #include "error.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <cmath>
 
@@ -152,6 +153,23 @@ std::shared_ptr<const Model> Model::random(const std::string& arch, c10::Device 
   return from_state_dict(c, d, "random:" + arch, device);
 }
 
+std::shared_ptr<const Model> Model::with_input_size(const std::shared_ptr<const Model>& model, int img_size) {
+  const VitConfig& c = model->config_;
+  if (img_size == c.img_size) return model;
+  if (img_size <= 0 || img_size % c.patch_size != 0 || img_size > 4096)
+    fail("--img-size", std::to_string(img_size) + " is not a positive multiple of the patch size " + std::to_string(c.patch_size));
+  std::shared_ptr<Model> m(new Model(*model));
+  m->config_.img_size = img_size;
+  const int64_t prefix = c.no_embed_class ? 0 : c.num_prefix_tokens(), G0 = c.grid(), G1 = img_size / c.patch_size;
+  const at::Tensor grid = model->pos_embed_.slice(1, prefix).reshape({1, G0, G0, c.embed_dim}).permute({0, 3, 1, 2});
+  const at::Tensor resized = at::upsample_bicubic2d(grid, {G1, G1}, /*align_corners=*/false)
+                                 .permute({0, 2, 3, 1})
+                                 .reshape({1, G1 * G1, c.embed_dim});
+  m->pos_embed_ = at::cat({model->pos_embed_.slice(1, 0, prefix), resized}, 1).contiguous();
+  m->source_ = model->source_ + " @" + std::to_string(img_size) + "px";
+  return m;
+}
+
 at::Tensor Model::embed(const at::Tensor& images) const {
   const VitConfig& c = config_;
   if (images.dim() != 4 || images.size(1) != c.in_chans || images.size(2) != c.img_size || images.size(3) != c.img_size)
@@ -180,6 +198,54 @@ at::Tensor Model::embed(const at::Tensor& images) const {
   return x;
 }
 
+// Fortran BLAS (libblas.so.3, the library LibTorch itself calls: OpenBLAS after install-deps.sh).
+extern "C" void sgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k, const float* alpha,
+                       const float* a, const int* lda, const float* b, const int* ldb, const float* beta, float* c,
+                       const int* ldc);
+
+namespace {
+
+// Column-major C (m x n) = alpha op(A) op(B) + beta C.
+void blas_sgemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+                const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  const char ta = trans_a ? 'T' : 'N', tb = trans_b ? 'T' : 'N';
+  const int im = static_cast<int>(m), in = static_cast<int>(n), ik = static_cast<int>(k);
+  const int ilda = static_cast<int>(lda), ildb = static_cast<int>(ldb), ildc = static_cast<int>(ldc);
+  sgemm_(&ta, &tb, &im, &in, &ik, &alpha, a, &ilda, b, &ildb, &beta, c, &ildc);
+}
+
+// softmax(scale * q k^T + log_size) v for every (image, head), read straight from the qkv projection
+// [B*N, 3C] and written straight into [B*N, C]: no q/k/v or output transposes. Slices run in parallel,
+// each with single-threaded BLAS and its N x N scores in a per-task buffer that stays in cache between
+// the two products (ATen's bmm runs the slices one after another, each split across threads).
+void attention_core_cpu(const at::Tensor& qkv_flat, const at::Tensor* log_size, int64_t B, int64_t N, int64_t Hh,
+                        int64_t D, double scale, at::Tensor& out, at::Tensor* attn_probs) {
+  const int64_t C = Hh * D;
+  const float* qkv = qkv_flat.data_ptr<float>();
+  float* o = out.data_ptr<float>();
+  const float* ls = log_size && log_size->defined() ? log_size->data_ptr<float>() : nullptr;
+  float* probs_all = attn_probs ? attn_probs->data_ptr<float>() : nullptr;
+  at::parallel_for(0, B * Hh, 1, [&](int64_t s0, int64_t s1) {
+    std::vector<float> scratch(probs_all ? 0 : static_cast<size_t>(N * N));
+    for (int64_t s = s0; s < s1; ++s) {
+      const int64_t b = s / Hh, h = s % Hh;
+      const float* q = qkv + b * N * 3 * C + h * D;
+      const float* k = q + C;
+      const float* v = q + 2 * C;
+      float* S = probs_all ? probs_all + s * N * N : scratch.data();
+      // Column-major BLAS on row-major data: S^T = K Q^T, i.e. S = scale * Q K^T row-major.
+      blas_sgemm(true, false, N, N, D, static_cast<float>(scale), k, 3 * C, q, 3 * C, 0.0f, S, N);
+      at::Tensor scores = at::from_blob(S, {N, N}, at::TensorOptions().dtype(at::kFloat));
+      if (ls) scores.add_(at::from_blob(const_cast<float*>(ls + b * N), {1, N}, at::TensorOptions().dtype(at::kFloat)));
+      at::_softmax_out(scores, scores, -1, false);
+      // out rows (b, n), columns h*D..: O^T = V^T P^T
+      blas_sgemm(false, false, D, N, N, 1.0f, v, 3 * C, S, N, 0.0f, o + b * N * C + h * D, C);
+    }
+  });
+}
+
+}  // namespace
+
 at::Tensor Model::attention(const at::Tensor& x, int layer, const at::Tensor* log_size, at::Tensor* keys_mean,
                             at::Tensor* attn_probs) const {
   const VitConfig& c = config_;
@@ -187,21 +253,25 @@ at::Tensor Model::attention(const at::Tensor& x, int layer, const at::Tensor* lo
   const int64_t B = x.size(0), N = x.size(1), C = c.embed_dim, Hh = c.num_heads, D = c.head_dim();
   const at::Tensor h = at::layer_norm(x, {C}, b.norm1_w, b.norm1_b, c.norm_eps).view({B * N, C});
   const at::Tensor qkv_flat = b.qkv_b.defined() ? at::addmm(b.qkv_b, h, b.qkv_w.t()) : at::mm(h, b.qkv_w.t());
-  // One copy into [3, B, H, N, D] so q, k, v are contiguous [B*H, N, D] batches for bmm.
-  const at::Tensor qkv = qkv_flat.view({B, N, 3, Hh, D}).permute({2, 0, 3, 1, 4}).contiguous();
-  const at::Tensor q = qkv[0].view({B * Hh, N, D});
-  const at::Tensor k = qkv[1].view({B * Hh, N, D});
-  const at::Tensor v = qkv[2].view({B * Hh, N, D});
-  if (keys_mean) *keys_mean = qkv[1].mean(1);
-
+  if (keys_mean) *keys_mean = qkv_flat.view({B, N, 3, Hh, D}).select(2, 1).mean(2);
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));
-  at::Tensor logits = at::empty({B * Hh, N, N}, x.options());
-  at::baddbmm_out(logits, logits, q, k.transpose(1, 2), /*beta=*/0.0, /*alpha=*/scale);
-  if (log_size && log_size->defined())
-    logits.view({B, Hh, N, N}).add_(log_size->view({B, 1, 1, N}));
-  at::Tensor probs = at::_softmax(logits, -1, false);
-  if (attn_probs) *attn_probs = probs.view({B, Hh, N, N});
-  const at::Tensor out = at::bmm(probs, v).view({B, Hh, N, D}).transpose(1, 2).reshape({B * N, C});
+  at::Tensor out;
+  if (qkv_flat.is_cpu() && qkv_flat.scalar_type() == at::kFloat) {
+    out = at::empty({B * N, C}, x.options());
+    const at::Tensor ls = log_size && log_size->defined() ? log_size->contiguous() : at::Tensor();
+    if (attn_probs) *attn_probs = at::empty({B, Hh, N, N}, x.options());
+    attention_core_cpu(qkv_flat, ls.defined() ? &ls : nullptr, B, N, Hh, D, scale, out, attn_probs);
+  } else {
+    // Other devices: one copy into [3, B, H, N, D] so q, k, v are contiguous batches for bmm.
+    const at::Tensor qkv = qkv_flat.view({B, N, 3, Hh, D}).permute({2, 0, 3, 1, 4}).contiguous();
+    const at::Tensor q = qkv[0].view({B * Hh, N, D}), k = qkv[1].view({B * Hh, N, D}), v = qkv[2].view({B * Hh, N, D});
+    at::Tensor logits = at::empty({B * Hh, N, N}, x.options());
+    at::baddbmm_out(logits, logits, q, k.transpose(1, 2), /*beta=*/0.0, /*alpha=*/scale);
+    if (log_size && log_size->defined()) logits.view({B, Hh, N, N}).add_(log_size->view({B, 1, 1, N}));
+    const at::Tensor probs = at::_softmax(logits, -1, false);
+    if (attn_probs) *attn_probs = probs.view({B, Hh, N, N});
+    out = at::bmm(probs, v).view({B, Hh, N, D}).transpose(1, 2).reshape({B * N, C});
+  }
   at::Tensor y = at::addmm(b.proj_b, out, b.proj_w.t()).view({B, N, C});
   if (b.ls1.defined()) y.mul_(b.ls1);
   return y;

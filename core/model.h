@@ -31,6 +31,10 @@ class Model {
   // timm shapes for `arch` with random weights (normal(0, 0.02), LayerNorm 1/0), for speed work.
   static std::shared_ptr<const Model> random(const std::string& arch, c10::Device device = c10::kCPU, uint64_t seed = 0);
 
+  // A copy that takes `img_size` inputs: the position embedding is resampled bicubically (as timm's
+  // resample_abs_pos_embed does), the rest is shared. Throws when img_size is not a multiple of the patch.
+  static std::shared_ptr<const Model> with_input_size(const std::shared_ptr<const Model>& model, int img_size);
+
   const VitConfig& config() const { return config_; }
   const std::string& source() const { return source_; }
   c10::Device device() const { return device_; }

@@ -6,9 +6,20 @@
 
 namespace ms::cli {
 
-const std::set<std::string> kModelOptions = {"model", "random-weights", "arch", "threads", "seed"};
+const std::set<std::string> kModelOptions = {"model", "random-weights", "arch", "threads", "seed", "img-size"};
+
+namespace {
+std::shared_ptr<const Model> load(const Args& args);
+}
 
 std::shared_ptr<const Model> load_model_from_args(const Args& args) {
+  const auto model = load(args);
+  return args.has("img-size") ? Model::with_input_size(model, args.get_int("img-size", 0, 1, 4096)) : model;
+}
+
+namespace {
+
+std::shared_ptr<const Model> load(const Args& args) {
   init_runtime(args.get_int("threads", 0, 1, 1024));
   if (args.has("random-weights")) {
     if (args.has("model")) fail("--random-weights", "give either --model or --random-weights, not both");
@@ -22,5 +33,7 @@ std::shared_ptr<const Model> load_model_from_args(const Args& args) {
   }
   return Model::load(spec);
 }
+
+}  // namespace
 
 }  // namespace ms::cli
