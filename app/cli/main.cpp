@@ -22,6 +22,8 @@ const char* kUsage =
     "                                                    images/s, median of R timed runs after W warm-ups\n"
     "  trace --model M --method SPEC IMAGE --out F.json [--keys]\n"
     "                                                    per-layer tokens, clusters, sizes, PiToMe energies\n"
+    "  spectrum --model M --method SPEC [--method ...] IMAGE|DIR --out DIR [--kernel one-minus-cos|clipped-cos|gaussian]\n"
+    "           [--layer L] [--limit N] [--no-baselines]  Laplacian spectra of merged token graphs, energies, plots\n"
     "  methods                                           the token reducers and their keys\n"
     "\n"
     "eval and bench take repeated --method SPEC (none, tome:r=13, tome:r=16,inflect=-1, tome:r=8,prop_attn=0,\n"
@@ -56,6 +58,7 @@ int main(int argc, char** argv) {
     if (command == "eval") return ms::cli::cmd_eval(rest);
     if (command == "bench") return ms::cli::cmd_bench(rest);
     if (command == "trace") return ms::cli::cmd_trace(rest);
+    if (command == "spectrum") return ms::cli::cmd_spectrum(rest);
     if (command == "methods") {
       for (const auto& [name, text] : ms::reducer_methods()) std::printf("%-12s %s\n", name.c_str(), text.c_str());
       return 0;
