@@ -2,7 +2,6 @@
 
 #include "error.h"
 
-#include <Spectra/MatOp/DenseSymMatProd.h>
 #include <Spectra/SymEigsSolver.h>
 
 #include <algorithm>
@@ -78,14 +77,34 @@ Eigen::VectorXd eigenvalues(const Eigen::MatrixXd& symmetric) {
   return solver.eigenvalues();  // ascending
 }
 
+namespace {
+
+// Spectra's DenseSymMatProd reads one triangle through a self-adjoint view, which Eigen does not vectorise
+// well; the full (symmetric) matrix-vector product is several times faster here.
+class FullSymProduct {
+ public:
+  using Scalar = double;
+  explicit FullSymProduct(const Eigen::MatrixXd& m) : m_(m) {}
+  Eigen::Index rows() const { return m_.rows(); }
+  Eigen::Index cols() const { return m_.cols(); }
+  void perform_op(const double* x, double* y) const {
+    Eigen::Map<Eigen::VectorXd>(y, m_.rows()).noalias() = m_ * Eigen::Map<const Eigen::VectorXd>(x, m_.cols());
+  }
+
+ private:
+  const Eigen::MatrixXd& m_;
+};
+
+}  // namespace
+
 Eigen::VectorXd extreme_eigenvalues(const Eigen::MatrixXd& symmetric, int k, bool largest) {
   const int n = static_cast<int>(symmetric.rows());
   if (k <= 0 || k >= n) fail("extreme_eigenvalues", "k = " + std::to_string(k) + " must be in [1, " + std::to_string(n - 1) + "]");
-  Spectra::DenseSymMatProd<double> op(symmetric);
+  FullSymProduct op(symmetric);
   const int ncv = std::min(n, std::max(2 * k + 1, 20));
-  Spectra::SymEigsSolver<Spectra::DenseSymMatProd<double>> solver(op, k, ncv);
+  Spectra::SymEigsSolver<FullSymProduct> solver(op, k, ncv);
   solver.init();
-  solver.compute(largest ? Spectra::SortRule::LargestAlge : Spectra::SortRule::SmallestAlge, 1000, 1e-10,
+  solver.compute(largest ? Spectra::SortRule::LargestAlge : Spectra::SortRule::SmallestAlge, 1000, 1e-9,
                  Spectra::SortRule::SmallestAlge);
   if (solver.info() != Spectra::CompInfo::Successful) fail("extreme_eigenvalues", "Lanczos iteration did not converge");
   return solver.eigenvalues();
@@ -160,13 +179,17 @@ Partition random_partition_like(const Partition& p, unsigned seed) {
 Partition kmeans_partition(const float* keys, int n, int dim, int groups, unsigned seed, int iterations) {
   if (groups <= 0 || groups > n) fail("kmeans", "cannot make " + std::to_string(groups) + " groups of " + std::to_string(n) + " points");
   const Eigen::MatrixXd x = unit_rows(keys, n, dim);
+  const Eigen::VectorXd x2 = x.rowwise().squaredNorm();
   std::mt19937 rng(seed);
   // k-means++ seeding
   Eigen::MatrixXd centers(groups, dim);
   std::vector<double> dist(n, std::numeric_limits<double>::infinity());
   centers.row(0) = x.row(std::uniform_int_distribution<int>(0, n - 1)(rng));
   for (int c = 1; c < groups; ++c) {
-    for (int i = 0; i < n; ++i) dist[i] = std::min(dist[i], (x.row(i) - centers.row(c - 1)).squaredNorm());
+    // |x_i - c|^2 = |x_i|^2 + |c|^2 - 2 x_i.c, one matrix-vector product (rows of x are unit or zero)
+    const Eigen::VectorXd dots = x * centers.row(c - 1).transpose();
+    const double cc = centers.row(c - 1).squaredNorm();
+    for (int i = 0; i < n; ++i) dist[i] = std::min(dist[i], std::max(0.0, x2(i) + cc - 2.0 * dots(i)));
     std::discrete_distribution<int> pick(dist.begin(), dist.end());
     const double total = std::accumulate(dist.begin(), dist.end(), 0.0);
     centers.row(c) = x.row(total > 0 ? pick(rng) : c % n);
@@ -187,16 +210,29 @@ Partition kmeans_partition(const float* keys, int n, int dim, int groups, unsign
       sum.row(assign[i]) += x.row(i);
       ++count[assign[i]];
     }
+    // Empty clusters take the points farthest from their centres, each a different point.
+    std::vector<int> far_order;
+    size_t next_far = 0;
     for (int c = 0; c < groups; ++c) {
       if (count[c] > 0) {
         centers.row(c) = sum.row(c) / count[c];
-      } else {  // an empty cluster takes the point farthest from its centre
-        Eigen::Index far;
-        ((x - centers(assign, Eigen::all)).rowwise().squaredNorm()).maxCoeff(&far);
-        centers.row(c) = x.row(far);
-        assign[far] = c;
-        changed = true;
+        continue;
       }
+      if (far_order.empty()) {
+        std::vector<double> d(n);
+        for (int i = 0; i < n; ++i) d[i] = d2(i, assign[i]);
+        far_order.resize(n);
+        std::iota(far_order.begin(), far_order.end(), 0);
+        std::sort(far_order.begin(), far_order.end(), [&](int a, int b) { return d[a] > d[b]; });
+      }
+      while (next_far < far_order.size() && count[assign[far_order[next_far]]] <= 1) ++next_far;
+      if (next_far == far_order.size()) continue;
+      const int i = far_order[next_far++];
+      --count[assign[i]];
+      assign[i] = c;
+      count[c] = 1;
+      centers.row(c) = x.row(i);
+      changed = true;
     }
     if (!changed) break;
   }

@@ -3,6 +3,7 @@
 #include "error.h"
 #include "plot.h"
 
+#include <ATen/Parallel.h>
 #include <nlohmann/json.hpp>
 
 #include <cmath>
@@ -155,12 +156,19 @@ void SpectralReport::add_image(const std::vector<ImageTrace>& traces, int refere
   // Theorem view: one graph per image (block 0 sees every method's tokens unreduced).
   const Eigen::MatrixXd G0 = token_graph(patch_keys(first, P), N, first.key_dim, options_.graph);
   const Spectrum spec0 = spectrum_of(normalized_laplacian(G0), options_);
-  partial_used_ = partial_used_ || spec0.partial;
+  for (const ImageTrace& tr : traces)
+    for (const LayerTrace& lt : tr.layers) partial_used_ = partial_used_ || lt.tokens_in - P > options_.dense_limit;
 
-  for (size_t m = 0; m < traces.size(); ++m) {
+  // Every (method, block) pair writes only its own statistics (rows exist since the constructor), so the
+  // pairs run in parallel; the eigensolvers inside are single-threaded.
+  const int64_t M = static_cast<int64_t>(traces.size());
+  at::parallel_for(0, M * depth_, 1, [&](int64_t begin, int64_t end) {
+   for (int64_t item = begin; item < end; ++item) {
+    const size_t m = static_cast<size_t>(item / depth_);
+    const int l = static_cast<int>(item % depth_);
     MethodSpectra& r = row(methods_[m]);
     const ImageTrace& tr = traces[m];
-    for (int l = 0; l < depth_; ++l) {
+    {
       const LayerTrace& lt = tr.layers[l];
       r.tokens[l].add(lt.tokens);
       const Partition cumulative = make_partition(tail(lt.cluster_of_token, P));
@@ -183,7 +191,6 @@ void SpectralReport::add_image(const std::vector<ImageTrace>& traces, int refere
       const int n_in = lt.tokens_in - P;
       const Eigen::MatrixXd G = token_graph(patch_keys(lt, P), n_in, lt.key_dim, options_.graph);
       const Spectrum spec = spectrum_of(normalized_laplacian(G), options_);
-      partial_used_ = partial_used_ || spec.partial;
       const std::vector<int> dest = layer_partition(tr, l);
       const Partition own = make_partition(dest);
       r.sd_layer[l].add(sd_of(G, spec, own, options_));
@@ -217,7 +224,8 @@ void SpectralReport::add_image(const std::vector<ImageTrace>& traces, int refere
         km.sd_layer[l].add(sd_of(G, spec, kmeans_partition(patch_keys(lt, P), n_in, lt.key_dim, own.groups, seed), options_));
       }
     }
-  }
+   }
+  });
   ++images_;
 }
 

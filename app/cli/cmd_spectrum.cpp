@@ -19,7 +19,7 @@ namespace ms::cli {
 int cmd_spectrum(const std::vector<std::string>& argv) {
   auto options = kModelOptions;
   options.insert(kMethodOptions.begin(), kMethodOptions.end());
-  options.insert({"out", "kernel", "sigma", "layer", "limit", "batch"});
+  options.insert({"out", "kernel", "sigma", "layer", "limit", "batch", "dense-limit", "partial-k"});
   const Args args(argv, {"no-baselines"}, options);
   if (args.positionals().size() != 1) fail("spectrum", "give one IMAGE or folder (usage: spectrum --model M --method SPEC IMAGE|DIR --out DIR)");
   if (!args.has("out")) fail("spectrum", "--out DIR is required");
@@ -35,6 +35,8 @@ int cmd_spectrum(const std::vector<std::string>& argv) {
   so.graph.sigma = args.get_double("sigma", 0.5, 1e-3, 10.0);
   so.curve_layer = args.get_int("layer", -1, -1, 1000);
   so.baselines = !args.flag("no-baselines");
+  so.dense_limit = args.get_int("dense-limit", so.dense_limit, 8, 100000);
+  so.partial_k = args.get_int("partial-k", so.partial_k, 1, 1000);
   const int batch = args.get_int("batch", 8, 1, 256);
 
   const auto model = load_model_from_args(args);
