@@ -155,6 +155,45 @@ Eigen::MatrixXd lift(const Eigen::MatrixXd& coarse_sum, const Partition& p) {
   return out;
 }
 
+Eigen::VectorXd low_rank_laplacian_spectrum(const Eigen::MatrixXd& B, const Eigen::VectorXd& signs) {
+  const Eigen::Index n = B.rows(), r = B.cols();
+  const Eigen::VectorXd degree = B * signs.cwiseProduct(B.transpose() * Eigen::VectorXd::Ones(n));
+  if (degree.minCoeff() <= 1e-12 * std::max(1.0, degree.maxCoeff())) return {};
+  if (n <= r) {  // nothing to gain: form the small graph
+    Eigen::MatrixXd W = B * signs.asDiagonal() * B.transpose();
+    return eigenvalues(normalized_laplacian(W));
+  }
+  const Eigen::MatrixXd M = degree.cwiseInverse().cwiseSqrt().asDiagonal() * B;
+  const Eigen::HouseholderQR<Eigen::MatrixXd> qr(M);
+  const Eigen::MatrixXd R = qr.matrixQR().topRows(r).triangularView<Eigen::Upper>();
+  Eigen::MatrixXd T = R * signs.asDiagonal() * R.transpose();
+  T = 0.5 * (T + T.transpose());
+  const Eigen::VectorXd mu = eigenvalues(T);
+  Eigen::VectorXd out = Eigen::VectorXd::Ones(n);
+  out.head(r) = Eigen::VectorXd::Ones(r) - mu;
+  std::sort(out.data(), out.data() + out.size());
+  return out;
+}
+
+Eigen::MatrixXd one_minus_cos_factor(const float* keys, int n, int dim) {
+  Eigen::MatrixXd B(n, dim + 1);
+  B.col(0).setOnes();
+  B.rightCols(dim) = unit_rows(keys, n, dim);
+  return B;
+}
+
+Eigen::VectorXd one_minus_cos_signs(int dim) {
+  Eigen::VectorXd s = -Eigen::VectorXd::Ones(dim + 1);
+  s(0) = 1.0;
+  return s;
+}
+
+Eigen::MatrixXd coarsen_factor(const Eigen::MatrixXd& B, const Partition& p) {
+  Eigen::MatrixXd out = Eigen::MatrixXd::Zero(p.groups, B.cols());
+  for (Eigen::Index i = 0; i < B.rows(); ++i) out.row(p.group[i]) += B.row(i);
+  return out;
+}
+
 Eigen::VectorXd lifted_spectrum_from_coarse(const Eigen::VectorXd& coarse_spectrum, int original_nodes) {
   const Eigen::Index n = coarse_spectrum.size();
   Eigen::VectorXd out(original_nodes);

@@ -53,6 +53,19 @@ Eigen::MatrixXd coarsen_mean(const Eigen::MatrixXd& W, const Partition& p);
 // N x N lift of a block-sum coarse graph: W_c[g(i), g(j)] / (|g(i)| |g(j)|).
 Eigen::MatrixXd lift(const Eigen::MatrixXd& coarse_sum, const Partition& p);
 
+// The 1 - cos graph of unit keys is W = 11^T - K K^T (zero diagonal included): rank <= dim + 1. For a graph
+// W = B diag(signs) B^T (one row of B per node), the normalised Laplacian has eigenvalue 1 with multiplicity
+// >= n - rank(B), and the rest are 1 - eig(R diag(signs) R^T) with D^-1/2 B = QR: an r x r problem instead of
+// n x n. Returns all n eigenvalues ascending; empty when a node has no edge weight (use the dense path).
+Eigen::VectorXd low_rank_laplacian_spectrum(const Eigen::MatrixXd& B, const Eigen::VectorXd& signs);
+
+// B and signs of the 1 - cos graph: B = [1, K_unit], signs = [+1, -1, ..., -1].
+Eigen::MatrixXd one_minus_cos_factor(const float* keys, int n, int dim);
+Eigen::VectorXd one_minus_cos_signs(int dim);
+
+// Rows of B summed per group: the factor of the block-sum coarsened graph P^T W P.
+Eigen::MatrixXd coarsen_factor(const Eigen::MatrixXd& B, const Partition& p);
+
 // spec(L_coarse) plus (N - n) ones, sorted: the lifted spectrum by Lemma 1, at the cost of an n x n solve.
 Eigen::VectorXd lifted_spectrum_from_coarse(const Eigen::VectorXd& coarse_spectrum, int original_nodes);
 

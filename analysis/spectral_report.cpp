@@ -42,6 +42,48 @@ Spectrum spectrum_of(const Eigen::MatrixXd& L, const SpectralOptions& o) {
   return s;
 }
 
+// A token graph: for the 1 - cos kernel its low-rank factor (exact spectra from a (dim+1)-sized problem,
+// any number of nodes); for the other kernels the dense weights.
+struct Graph {
+  Eigen::MatrixXd W;       // dense kernels
+  Eigen::MatrixXd B;       // 1 - cos: W = B diag(signs) B^T
+  Eigen::VectorXd signs;
+  bool low_rank() const { return B.size() > 0; }
+  Eigen::Index nodes() const { return low_rank() ? B.rows() : W.rows(); }
+  Eigen::MatrixXd dense() const { return low_rank() ? Eigen::MatrixXd(B * signs.asDiagonal() * B.transpose()) : W; }
+};
+
+Graph make_graph(const float* keys, int n, int dim, const SpectralOptions& o) {
+  Graph g;
+  if (o.graph.kernel == GraphKernel::OneMinusCos) {
+    g.B = one_minus_cos_factor(keys, n, dim);
+    g.signs = one_minus_cos_signs(dim);
+  } else {
+    g.W = token_graph(keys, n, dim, o.graph);
+  }
+  return g;
+}
+
+Spectrum spectrum_of(const Graph& g, const SpectralOptions& o) {
+  if (g.low_rank()) {
+    Spectrum s;
+    s.low = low_rank_laplacian_spectrum(g.B, g.signs);
+    if (s.low.size() == g.nodes()) return s;  // else a node without edges: the dense path handles it
+  }
+  return spectrum_of(normalized_laplacian(g.dense()), o);
+}
+
+Graph coarsen(const Graph& g, const Partition& p) {
+  Graph c;
+  if (g.low_rank()) {
+    c.B = coarsen_factor(g.B, p);
+    c.signs = g.signs;
+  } else {
+    c.W = coarsen_sum(g.W, p);
+  }
+  return c;
+}
+
 // Lifted spectrum from the coarse one (Lemma 1), in the same form as `like`.
 Spectrum lifted_like(const Spectrum& coarse, int coarse_n, int original_n, const Spectrum& like) {
   Spectrum out;
@@ -67,10 +109,10 @@ double distance(const Spectrum& a, const Spectrum& b) {
   return d;
 }
 
-double sd_of(const Eigen::MatrixXd& W, const Spectrum& spectrum, const Partition& p, const SpectralOptions& o,
+double sd_of(const Graph& g, const Spectrum& spectrum, const Partition& p, const SpectralOptions& o,
              Eigen::VectorXd* lifted = nullptr) {
-  const Spectrum coarse = spectrum_of(normalized_laplacian(coarsen_sum(W, p)), o);
-  const Spectrum l = lifted_like(coarse, p.groups, static_cast<int>(W.rows()), spectrum);
+  const Spectrum coarse = spectrum_of(coarsen(g, p), o);
+  const Spectrum l = lifted_like(coarse, p.groups, static_cast<int>(g.nodes()), spectrum);
   if (lifted && !l.partial) *lifted = l.low;
   return distance(spectrum, l);
 }
@@ -154,10 +196,11 @@ void SpectralReport::add_image(const std::vector<ImageTrace>& traces, int refere
   const int N = first.tokens_in - P;
 
   // Theorem view: one graph per image (block 0 sees every method's tokens unreduced).
-  const Eigen::MatrixXd G0 = token_graph(patch_keys(first, P), N, first.key_dim, options_.graph);
-  const Spectrum spec0 = spectrum_of(normalized_laplacian(G0), options_);
-  for (const ImageTrace& tr : traces)
-    for (const LayerTrace& lt : tr.layers) partial_used_ = partial_used_ || lt.tokens_in - P > options_.dense_limit;
+  const Graph G0 = make_graph(patch_keys(first, P), N, first.key_dim, options_);
+  const Spectrum spec0 = spectrum_of(G0, options_);
+  if (!G0.low_rank())
+    for (const ImageTrace& tr : traces)
+      for (const LayerTrace& lt : tr.layers) partial_used_ = partial_used_ || lt.tokens_in - P > options_.dense_limit;
 
   // Every (method, block) pair writes only its own statistics (rows exist since the constructor), so the
   // pairs run in parallel; the eigensolvers inside are single-threaded.
@@ -177,20 +220,21 @@ void SpectralReport::add_image(const std::vector<ImageTrace>& traces, int refere
       if (l == curve_layer_ && !spec0.partial) {
         if (r.eig_original.empty()) r.eig_original.resize(N), r.eig_lifted.resize(N);
         for (int i = 0; i < N; ++i) r.eig_original[i].add(spec0.low(i)), r.eig_lifted[i].add(lifted(i));
-        if (m == static_cast<size_t>(reference) && cumulative.groups < N) {
-          // Lemma 1 on this real graph: the explicit lift vs the coarse spectrum plus ones.
-          const Eigen::MatrixXd Wsum = coarsen_sum(G0, cumulative);
+        if (m == static_cast<size_t>(reference) && cumulative.groups < N && N <= options_.dense_limit) {
+          // Lemma 1 on this real graph: the explicit (dense) lift vs the coarse spectrum plus ones.
+          const Eigen::MatrixXd W0 = G0.dense();
+          const Eigen::MatrixXd Wsum = coarsen_sum(W0, cumulative);
           const Eigen::VectorXd explicit_lift = eigenvalues(normalized_laplacian(lift(Wsum, cumulative)));
           lemma_sum_ = std::max(lemma_sum_, (explicit_lift - lifted).cwiseAbs().maxCoeff());
-          const Eigen::VectorXd mean_coarse = eigenvalues(normalized_laplacian(coarsen_mean(G0, cumulative)));
+          const Eigen::VectorXd mean_coarse = eigenvalues(normalized_laplacian(coarsen_mean(W0, cumulative)));
           lemma_mean_ = std::max(lemma_mean_, (explicit_lift - lifted_spectrum_from_coarse(mean_coarse, N)).cwiseAbs().maxCoeff());
         }
       }
 
       // Layer view: this block's input graph and its own merges.
       const int n_in = lt.tokens_in - P;
-      const Eigen::MatrixXd G = token_graph(patch_keys(lt, P), n_in, lt.key_dim, options_.graph);
-      const Spectrum spec = spectrum_of(normalized_laplacian(G), options_);
+      const Graph G = make_graph(patch_keys(lt, P), n_in, lt.key_dim, options_);
+      const Spectrum spec = spectrum_of(G, options_);
       const std::vector<int> dest = layer_partition(tr, l);
       const Partition own = make_partition(dest);
       r.sd_layer[l].add(sd_of(G, spec, own, options_));

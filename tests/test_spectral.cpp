@@ -188,3 +188,29 @@ TEST(Spectral, Lemma1HoldsOnRealMergedGraphs) {
 
 }  // namespace
 }  // namespace ms
+
+namespace ms {
+namespace {
+
+TEST(Spectral, LowRankOneMinusCosSpectrumEqualsDense) {
+  // W = 11^T - K K^T: the (dim+1)-sized problem gives every eigenvalue of the dense normalised Laplacian,
+  // for the graph and for its block-sum coarsening.
+  for (unsigned seed = 0; seed < 3; ++seed) {
+    const int n = 150 + 40 * seed, dim = 12;
+    const auto keys = random_keys(n, dim, 300 + seed);
+    const Eigen::VectorXd dense = eigenvalues(normalized_laplacian(token_graph(keys.data(), n, dim)));
+    const Eigen::MatrixXd B = one_minus_cos_factor(keys.data(), n, dim);
+    const Eigen::VectorXd signs = one_minus_cos_signs(dim);
+    const Eigen::VectorXd fast = low_rank_laplacian_spectrum(B, signs);
+    ASSERT_EQ(fast.size(), n);
+    EXPECT_LT((fast - dense).cwiseAbs().maxCoeff(), 1e-10);
+    EXPECT_GE(((fast.array() - 1.0).abs() < 1e-12).count(), n - dim - 1);  // eigenvalue 1, n - rank times
+    const Partition p = random_groups(n, n / 4, seed);
+    const Eigen::VectorXd coarse_dense = eigenvalues(normalized_laplacian(coarsen_sum(token_graph(keys.data(), n, dim), p)));
+    const Eigen::VectorXd coarse_fast = low_rank_laplacian_spectrum(coarsen_factor(B, p), signs);
+    EXPECT_LT((coarse_fast - coarse_dense).cwiseAbs().maxCoeff(), 1e-10);
+  }
+}
+
+}  // namespace
+}  // namespace ms
