@@ -6,6 +6,7 @@
 #include <ATen/Parallel.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -302,6 +303,17 @@ Figure layer_figure(const SpectralReport& rep, const std::string& title, const s
   return fig;
 }
 
+// Series with the same values as an earlier one would hide behind it: say so in the legend and dash them.
+void mark_identical(Figure& fig) {
+  for (size_t i = 1; i < fig.lines.size(); ++i)
+    for (size_t j = 0; j < i; ++j)
+      if (fig.lines[i].y == fig.lines[j].y) {
+        fig.lines[i].label += " (same as " + fig.lines[j].label + ")";
+        fig.lines[i].dashed = true;
+        break;
+      }
+}
+
 }  // namespace
 
 void export_spectral_report(const SpectralReport& rep, const std::string& dir, const std::string& model,
@@ -392,7 +404,11 @@ void export_spectral_report(const SpectralReport& rep, const std::string& dir, c
               p + "sd_layer");
   {
     Figure fig = layer_figure(rep, "Tokens leaving each block", "tokens", &MethodSpectra::tokens);
+    // The baselines copy the reference method's token counts; leave them out here.
+    fig.lines.erase(std::remove_if(fig.lines.begin(), fig.lines.end(), [](const Series& s) { return is_baseline(s.label); }),
+                    fig.lines.end());
     for (auto& s : fig.lines) s.y_err.clear();
+    mark_identical(fig);
     save_figure(fig, p + "tokens");
   }
   {
@@ -407,6 +423,7 @@ void export_spectral_report(const SpectralReport& rep, const std::string& dir, c
       for (size_t l = 0; l < gmacs_per_layer[m].size(); ++l) s.x.push_back(static_cast<double>(l)), s.y.push_back(gmacs_per_layer[m][l]);
       fig.lines.push_back(std::move(s));
     }
+    mark_identical(fig);
     save_figure(fig, p + "gmacs");
   }
   {
