@@ -414,6 +414,13 @@ TEST_F(BadInput, UnknownOption) {
                        {"unknown option"});
 }
 
+TEST_F(BadInput, CudaDeviceWithoutCudaBuild) {
+  // Debian's LibTorch is CPU-only: asking for CUDA says so instead of failing inside LibTorch.
+  expect_clean_failure(classify(test::shared_image("n01440764_tench.JPEG"), "--device cuda"), "--device",
+                       {"built without CUDA"});
+  expect_clean_failure(classify(test::shared_image("n01440764_tench.JPEG"), "--device tpu"), "--device", {"not cpu or cuda"});
+}
+
 TEST_F(BadInput, OptionWithoutValue) {
   expect_clean_failure(cli("classify --model"), "--model", {"needs a value"});
 }

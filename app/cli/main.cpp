@@ -36,7 +36,9 @@ const char* kUsage =
     "                       looked up in $MERGESCOPE_MODELS, ./models, ../shared/models\n"
     "  --arch NAME          architecture for a weights file without config.json (e.g. deit_small_patch16_224)\n"
     "  --random-weights ARCH  timm shapes with random weights (bench)\n"
-    "  --threads T          intra-op threads (default: all cores)\n";
+    "  --threads T          intra-op threads (default: all cores)\n"
+    "  --img-size S         run at another input size (position embedding resampled)\n"
+    "  --device cpu|cuda    cuda needs a CUDA LibTorch; this build says if it has none\n";
 
 }  // namespace
 

@@ -4,15 +4,25 @@
 #include "model.h"
 #include "runtime.h"
 
+#include <ATen/Context.h>
+
 namespace ms::cli {
 
-const std::set<std::string> kModelOptions = {"model", "random-weights", "arch", "threads", "seed", "img-size"};
+const std::set<std::string> kModelOptions = {"model", "random-weights", "arch", "threads", "seed", "img-size", "device"};
 
 namespace {
 std::shared_ptr<const Model> load(const Args& args);
 }
 
 std::shared_ptr<const Model> load_model_from_args(const Args& args) {
+  const std::string device = args.get("device", "cpu");
+  if (device != "cpu") {
+    if (device != "cuda" && device.rfind("cuda:", 0) != 0) fail("--device", "'" + device + "' is not cpu or cuda[:N]");
+    // The reducers and the fused attention are validated on the CPU only so far (no GPU was available).
+    fail("--device", at::globalContext().hasCUDA()
+                         ? "cuda: this LibTorch has CUDA, but mergescope's CUDA paths are not validated yet; use cpu"
+                         : "cuda: built without CUDA (this LibTorch is CPU-only; see README, GPU)");
+  }
   const auto model = load(args);
   return args.has("img-size") ? Model::with_input_size(model, args.get_int("img-size", 0, 1, 4096)) : model;
 }
