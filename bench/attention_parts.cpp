@@ -59,6 +59,7 @@ int main(int argc, char** argv) {
       {"softmax", [&] { probs = at::_softmax(logits, -1, false); }},
       {"softmax in place", [&] { at::_softmax_out(logits, logits, -1, false); }},
       {"attn @ v (bmm)", [&] { out = at::bmm(probs, qkv[2].view({B * H, N, D})); }},
+      {"keys mean over heads (reducers)", [&] { qkv_flat.view({B, N, 3, H, D}).select(2, 1).mean(2); }},
       {"transpose back", [&] { out.view({B, H, N, D}).transpose(1, 2).reshape({B * N, C}); }},
       {"proj addmm", [&] { at::addmm(bproj, x, wproj.t()); }},
       {"fc1 addmm (MLP, for scale)", [&] { at::addmm(b1, x, w1.t()); }},
