@@ -23,15 +23,6 @@ std::vector<Prediction> top_k(const at::Tensor& logits, int k) {
   return out;
 }
 
-void Accuracy::add(const ImageResult& r) {
-  if (r.label < 0) return;
-  ++images;
-  const auto& c = r.prediction.classes;
-  if (!c.empty() && c[0] == r.label) ++top1;
-  if (std::find(c.begin(), c.begin() + std::min<size_t>(5, c.size()), r.label) != c.begin() + std::min<size_t>(5, c.size()))
-    ++top5;
-}
-
 namespace {
 
 std::string csv_quote(const std::string& s) {
@@ -41,12 +32,21 @@ std::string csv_quote(const std::string& s) {
   return q + "\"";
 }
 
+// The label is among the first k predictions.
 bool in_top(const ImageResult& r, size_t k) {
   const auto& c = r.prediction.classes;
-  return r.label >= 0 && std::find(c.begin(), c.begin() + std::min(k, c.size()), r.label) != c.begin() + std::min(k, c.size());
+  const auto end = c.begin() + std::min(k, c.size());
+  return r.label >= 0 && std::find(c.begin(), end, r.label) != end;
 }
 
 }  // namespace
+
+void Accuracy::add(const ImageResult& r) {
+  if (r.label < 0) return;
+  ++images;
+  top1 += in_top(r, 1);
+  top5 += in_top(r, 5);
+}
 
 void write_results_csv(const std::string& path, const std::vector<ImageResult>& results, const Labels& labels) {
   std::ofstream f(path);

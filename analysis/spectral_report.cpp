@@ -475,19 +475,15 @@ void export_spectral_report(const SpectralReport& rep, const std::string& dir, c
     fig.title = "PiToMe energy (released formula) of block " + std::to_string(l) + "'s input tokens: merged vs kept";
     fig.x_label = "energy";
     fig.y_label = "tokens";
+    std::vector<double> edges;
+    for (int b = 0; b <= EnergyHistogram::kBins; ++b) edges.push_back(h_edge(b));
     for (const auto& r : rows) {
       if (is_baseline(r.method)) continue;
-      std::vector<double> edges;
-      for (int b = 0; b <= EnergyHistogram::kBins; ++b)
-        edges.push_back(EnergyHistogram::kLo + b * (EnergyHistogram::kHi - EnergyHistogram::kLo) / EnergyHistogram::kBins);
       double merged_total = 0;
       for (double c : r.energy[l].merged) merged_total += c;
       if (merged_total > 0) fig.histograms.push_back({r.method + ": merged", edges, r.energy[l].merged, color_for_method(r.method)});
     }
     if (!rows.empty()) {
-      std::vector<double> edges;
-      for (int b = 0; b <= EnergyHistogram::kBins; ++b)
-        edges.push_back(EnergyHistogram::kLo + b * (EnergyHistogram::kHi - EnergyHistogram::kLo) / EnergyHistogram::kBins);
       fig.histograms.push_back({rows.front().method + ": kept", edges, rows.front().energy[l].kept, "#999999"});
     }
     // Zoom to the occupied bins.
