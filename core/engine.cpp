@@ -82,8 +82,38 @@ at::Tensor reference_energy(const at::Tensor& keys_mean, int prefix_tokens, int 
   return out;
 }
 
+namespace {
+
+// Image-dependent token counts: one image at a time, results concatenated.
+RunResult run_each_image(const Model& model, const at::Tensor& images, Reducer* reducer, const RunOptions& options) {
+  RunResult result;
+  std::vector<at::Tensor> logits;
+  for (int64_t b = 0; b < images.size(0); ++b) {
+    RunResult r = run(model, images.slice(0, b, b + 1), reducer, options);
+    logits.push_back(r.logits);
+    result.tokens_per_image.push_back(r.tokens_per_layer);
+    for (auto& t : r.traces) result.traces.push_back(std::move(t));
+    result.block_seconds += r.block_seconds;
+    result.reducer_seconds += r.reducer_seconds;
+    result.attention_seconds += r.attention_seconds;
+    result.mlp_seconds += r.mlp_seconds;
+  }
+  result.logits = at::cat(logits, 0);
+  const size_t layers = result.tokens_per_image.front().size();
+  for (size_t l = 0; l < layers; ++l) {
+    double sum = 0;
+    for (const auto& t : result.tokens_per_image) sum += t[l];
+    result.tokens_per_layer.push_back(static_cast<int>(std::lround(sum / result.tokens_per_image.size())));
+  }
+  return result;
+}
+
+}  // namespace
+
 RunResult run(const Model& model, const at::Tensor& images, Reducer* reducer, const RunOptions& options) {
   const VitConfig& c = model.config();
+  if (reducer && images.size(0) > 1 && reducer->predict_tokens(0, c.depth, c.num_tokens(), c.num_prefix_tokens()) < 0)
+    return run_each_image(model, images, reducer, options);
   RunResult result;
   at::Tensor x = model.embed(images);
   const int64_t B = x.size(0), N0 = x.size(1);
@@ -109,6 +139,7 @@ RunResult run(const Model& model, const at::Tensor& images, Reducer* reducer, co
     result.attention_seconds += seconds_since(t_attn);
     const int64_t n_in = x.size(1);
     ReductionPlan plan;
+    at::Tensor pruned_now;  // [B,N0] original tokens whose token this block pruned (trace only)
     const auto t_reduce = Clock::now();
     if (reducer) {
       const ReducerContext ctx{x, keys_mean, want_attn ? &attn : nullptr, size, l, c.depth, prefix, c.distilled,
@@ -117,7 +148,12 @@ RunResult run(const Model& model, const at::Tensor& images, Reducer* reducer, co
       if (plan.dest.defined()) {
         std::tie(x, size) = apply_plan(x, size, plan.dest, plan.tokens);
         if (prop_attn) log_size = size.log();
-        if (options.trace) source = plan.dest.gather(1, source);
+        if (options.trace) {
+          // Original tokens already pruned (-1) stay pruned; the rest follow their token to its slot.
+          const at::Tensor before = source;
+          source = at::where(before < 0, before, plan.dest.gather(1, before.clamp_min(0)));
+          pruned_now = (before >= 0) & (source < 0);
+        }
       }
     }
     result.reducer_seconds += seconds_since(t_reduce);
@@ -139,6 +175,10 @@ RunResult run(const Model& model, const at::Tensor& images, Reducer* reducer, co
           lt.key_dim = static_cast<int>(keys_mean.size(2));
         }
         lt.note = plan.note;
+        if (pruned_now.defined()) {
+          const at::Tensor idx = pruned_now[b].nonzero().view(-1).to(at::kInt).contiguous();
+          lt.pruned.assign(idx.data_ptr<int32_t>(), idx.data_ptr<int32_t>() + idx.numel());
+        }
         result.traces[b].layers.push_back(std::move(lt));
       }
     }
@@ -147,6 +187,7 @@ RunResult run(const Model& model, const at::Tensor& images, Reducer* reducer, co
     result.mlp_seconds += seconds_since(t_mlp);
   }
   result.block_seconds = seconds_since(t_blocks);
+  result.tokens_per_image.assign(B, result.tokens_per_layer);
   result.logits = model.head(x);
   return result;
 }

@@ -19,7 +19,8 @@ struct RunOptions {
 
 struct RunResult {
   at::Tensor logits;                   // [B, classes]
-  std::vector<int> tokens_per_layer;   // tokens leaving each block
+  std::vector<int> tokens_per_layer;   // tokens leaving each block (image-dependent reducers: rounded mean)
+  std::vector<std::vector<int>> tokens_per_image;  // per image, tokens leaving each block (use for costs)
   std::vector<ImageTrace> traces;      // one per image when options.trace
   double block_seconds = 0;            // wall time inside the blocks
   double reducer_seconds = 0;          // of which planning and applying reductions
@@ -27,7 +28,9 @@ struct RunResult {
   double mlp_seconds = 0;              // of which MLP branches
 };
 
-// Runs images [B,3,H,W] through `model` with `reducer` (nullptr: no reduction).
+// Runs images [B,3,H,W] through `model` with `reducer` (nullptr: no reduction). Reducers whose token counts
+// depend on the image (predict_tokens < 0: ltp, ltmp) run one image at a time, so every image keeps exactly
+// the tokens its thresholds select (grouping by image, no padding); results are concatenated in order.
 RunResult run(const Model& model, const at::Tensor& images, Reducer* reducer, const RunOptions& options = {});
 
 // Applies a plan: size-weighted means of the tokens sharing a slot; returns the merged x and sizes.

@@ -58,6 +58,9 @@ class Model {
   // Plain forward without token reduction: images [B,3,H,W] float32 -> logits.
   at::Tensor forward(const at::Tensor& images) const;
 
+  // The frozen weights of block `layer`, for differentiable forwards built from ATen ops (core/calibrate.cpp).
+  const BlockWeights& block(int layer) const { return blocks_.at(layer); }
+
  private:
   Model() = default;
   void assign(const StateDict& weights, const std::string& source);

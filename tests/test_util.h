@@ -10,6 +10,10 @@ namespace ms::test {
 // The one place tolerances are stated.
 // Logits: max |a - b| / max |b| (golden/README.md: what a correct float32 implementation reaches).
 constexpr double kLogitRelTol = 1e-4;
+// Learned thresholds: the masked training forward with hard masks vs the engine's inference path (same
+// float32 ops in another order) -- the same logits tolerance; FLOPs ratio vs analysis/flops.h's model_cost:
+// relative 1e-6 (float32 sums of MACs counts around 1e9).
+constexpr double kFlopsRatioRelTol = 1e-6;
 
 std::string golden_file();        // ../shared/golden/deit_tiny_merge_reference.safetensors
 std::string fixtures_dir();       // made by tests/fixtures/make_fixtures.py

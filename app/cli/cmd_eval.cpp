@@ -40,13 +40,15 @@ std::string output_path(const std::string& path, const std::string& spec, size_t
 int cmd_eval(const std::vector<std::string>& argv) {
   auto options = kModelOptions;
   options.insert(kMethodOptions.begin(), kMethodOptions.end());
-  options.insert({"images", "labels", "batch", "csv", "json", "limit"});
+  options.insert({"images", "labels", "batch", "csv", "json", "limit", "offset"});
   const Args args(argv, {}, options);
   if (!args.positionals().empty()) fail(args.positionals()[0], "unexpected argument (eval reads --images DIR)");
   if (!args.has("images")) fail("eval", "--images DIR is required");
   const Labels labels = args.has("labels") ? Labels::load(args.get("labels")) : Labels::load_default();
   const int batch_size = args.get_int("batch", 32, 1, 4096);
   std::vector<std::string> files = list_images(args.get("images"));
+  const int offset = args.get_int("offset", 0, 0, 1 << 30);  // e.g. --offset 250: evaluate images 251..
+  files.erase(files.begin(), files.begin() + std::min<size_t>(offset, files.size()));
   const int limit = args.get_int("limit", 0, 0, 1 << 30);
   if (limit > 0 && files.size() > static_cast<size_t>(limit)) files.resize(limit);
   if (files.empty()) fail(args.get("images"), "no JPEG, PNG or BMP images in folder");
@@ -67,7 +69,7 @@ int cmd_eval(const std::vector<std::string>& argv) {
       const auto t0 = std::chrono::steady_clock::now();
       const RunResult r = run(*model, input, t.reducer.get());
       t.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      t.macs += model_cost(config, r.tokens_per_layer, t.reducer.get()).total() * chunk.size();
+      for (const auto& tokens : r.tokens_per_image) t.macs += model_cost(config, tokens, t.reducer.get()).total();
       const auto predictions = top_k(r.logits, 5);
       for (size_t i = 0; i < chunk.size(); ++i) {
         ImageResult res{chunk[i], labels.index_from_filename(chunk[i]), predictions[i]};

@@ -19,6 +19,7 @@ int cmd_eval(const std::vector<std::string>& argv);
 int cmd_bench(const std::vector<std::string>& argv);
 int cmd_trace(const std::vector<std::string>& argv);
 int cmd_spectrum(const std::vector<std::string>& argv);
+int cmd_calibrate(const std::vector<std::string>& argv);
 
 // Options every model-using command shares.
 extern const std::set<std::string> kModelOptions;  // model, random-weights, arch, threads, seed

@@ -16,7 +16,7 @@ const char* kUsage =
     "\n"
     "commands:\n"
     "  classify --model M [--labels FILE] IMAGE...      top-5 classes of each image\n"
-    "  eval --model M --images DIR [--batch B] [--csv F] [--json F] [--limit N]\n"
+    "  eval --model M --images DIR [--batch B] [--csv F] [--json F] [--offset N] [--limit N]\n"
     "                                                    top-1/top-5 over images named <wnid>_*.JPEG\n"
     "  bench --model M | --random-weights ARCH [--batch B] [--warmup W] [--repeat R] [--json]\n"
     "                                                    images/s, median of R timed runs after W warm-ups\n"
@@ -24,11 +24,17 @@ const char* kUsage =
     "                                                    per-layer tokens, clusters, sizes, PiToMe energies\n"
     "  spectrum --model M --method SPEC [--method ...] IMAGE|DIR --out DIR [--kernel one-minus-cos|clipped-cos|gaussian]\n"
     "           [--layer L] [--limit N] [--no-baselines]  Laplacian spectra of merged token graphs, energies, plots\n"
+    "  calibrate --model M --method ltmp|ltp --images DIR --out F.json [--target-flops R] [--distill]\n"
+    "           [--offset N] [--limit N] [--epochs E] [--batch B] [--seed S] [--lambda X] [--lr-merge X] [--lr-prune X]\n"
+    "           [--mask ste|soft] [--tau-merge T] [--tau-prune T]\n"
+    "                                                    learn LTMP/LTP thresholds (frozen model, CPU autograd)\n"
     "  methods                                           the token reducers and their keys\n"
     "\n"
     "eval and bench take repeated --method SPEC (none, tome:r=13, tome:r=16,inflect=-1, tome:r=8,prop_attn=0,\n"
-    "pitome:ratio=0.9, pitome-code:ratio=0.9, random:r=13) and print one row per method; a bare `pitome`\n"
-    "or `pitome-code` with --match-flops SPEC gets the keep ratio whose GMACs equal SPEC's.\n"
+    "pitome:ratio=0.9, pitome-code:ratio=0.9, random:r=13, ltmp:thresholds=F, ltp:thresholds=F) and print one\n"
+    "row per method; a bare `pitome`, `pitome-code` or `tome` with --match-flops SPEC gets the keep ratio (or r)\n"
+    "whose GMACs equal SPEC's; --match-gflops G matches a given GMACs figure instead (e.g. an ltmp run's mean).\n"
+    "eval --offset N skips the first N images (sorted by name), --limit N keeps N after that.\n"
     "  --version                                         LibTorch, BLAS and thread count\n"
     "\n"
     "model options (all commands):\n"
@@ -61,6 +67,7 @@ int main(int argc, char** argv) {
     if (command == "bench") return ms::cli::cmd_bench(rest);
     if (command == "trace") return ms::cli::cmd_trace(rest);
     if (command == "spectrum") return ms::cli::cmd_spectrum(rest);
+    if (command == "calibrate") return ms::cli::cmd_calibrate(rest);
     if (command == "methods") {
       for (const auto& [name, text] : ms::reducer_methods()) std::printf("%-12s %s\n", name.c_str(), text.c_str());
       return 0;

@@ -65,6 +65,7 @@ class ReducerSpec {
   int get_int(const std::string& key, int fallback, int min, int max);
   bool get_bool(const std::string& key, bool fallback);
   std::vector<int> get_int_list(const std::string& key);  // "8;8;4"
+  std::string get_string(const std::string& key, const std::string& fallback);  // e.g. a file name
   // Throws for keys no getter asked for.
   void finish() const;
 

@@ -16,6 +16,8 @@ std::unique_ptr<Reducer> make_tome(ReducerSpec&);
 std::unique_ptr<Reducer> make_pitome(ReducerSpec&);
 std::unique_ptr<Reducer> make_pitome_code(ReducerSpec&);
 std::unique_ptr<Reducer> make_random(ReducerSpec&);
+std::unique_ptr<Reducer> make_ltp(ReducerSpec&);
+std::unique_ptr<Reducer> make_ltmp(ReducerSpec&);
 
 namespace {
 
@@ -33,6 +35,8 @@ const std::vector<Entry>& registry() {
       {"pitome-code", "PiToMe as the released code behaves (ELU energy, margin 0.75-0.75l/L, BSM first half): ratio=",
        make_pitome_code},
       {"random", "random pairs merged, a floor for every method: r=, seed=", make_random},
+      {"ltp", "learned per-block prune thresholds on attention received (LTP): thresholds=FILE, prune=V", make_ltp},
+      {"ltmp", "learned per-block merge + prune thresholds (LTMP): thresholds=FILE, merge=V, prune=V", make_ltmp},
   };
   return entries;
 }
@@ -134,6 +138,13 @@ std::vector<int> ReducerSpec::get_int_list(const std::string& key) {
     start = semi + 1;
   }
   return out;
+}
+
+std::string ReducerSpec::get_string(const std::string& key, const std::string& fallback) {
+  if (!has(key)) return fallback;
+  const std::string s = take(key);
+  if (s.empty()) fail("method spec '" + text_ + "'", key + "= is empty");
+  return s;
 }
 
 void ReducerSpec::finish() const {

@@ -1,0 +1,118 @@
+// LTMP: Learned Thresholds token Merging and Pruning (Bonnaerens & Dambre, 2023), inference with hard masks.
+//
+// In block l, after attention:
+//  1. merge: tokens alternate into A (even positions) and B (odd), as in ToMe; each A finds its most similar
+//     B by cosine similarity of the keys averaged over heads, and merges into it when that similarity exceeds
+//     the learned merge threshold (no fixed r: the count depends on the image). CLS never merges.
+//  2. prune: importance = attention received, averaged over heads and queries; a merged token takes its
+//     members' maximum. Tokens whose importance does not exceed the learned prune threshold are dropped.
+// Output order: [CLS, (distillation token,) unmerged A, B] minus the pruned tokens. Proportional attention
+// (log size on the keys) as in ToMe and LTMP's code. Thresholds: `mergescope-cli calibrate --method ltmp`,
+// LTMP's checkpoints (blocks.{l}.merge_masker.threshold), or merge=V,prune=V for all blocks.
+#include "error.h"
+#include "learned.h"
+#include "reducer.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <limits>
+#include <vector>
+
+namespace ms {
+namespace {
+
+class Ltmp final : public Reducer {
+ public:
+  explicit Ltmp(reduce::LearnedSpec spec) : spec_(std::move(spec)) {}
+
+  std::string spec() const override { return spec_.canonical; }
+  bool proportional_attention() const override { return true; }
+  bool wants_attention() const override { return true; }
+  int predict_tokens(int, int, int, int) const override { return -1; }  // image-dependent
+  double matching_macs(int tokens, int, int key_dim) const override {
+    return static_cast<double>((tokens + 1) / 2) * (tokens / 2) * key_dim;  // A x B similarities, as ToMe
+  }
+
+  ReductionPlan plan(const ReducerContext& ctx) override {
+    if (thresholds_.depth() != ctx.depth) thresholds_ = spec_.resolve(ctx.depth);
+    const double merge_theta = thresholds_.merge[ctx.layer], prune_theta = thresholds_.prune[ctx.layer];
+    const int64_t B = ctx.x.size(0), N = ctx.x.size(1), Na = (N + 1) / 2, Nb = N / 2;
+    const int prefix = ctx.prefix_tokens;
+    const at::Tensor importance = reduce::attention_importance(*ctx.attn).to(at::kDouble).contiguous();
+
+    // Best B for every A (CLS row and distillation-token column excluded), as ToMe's bipartite step.
+    at::Tensor node_max = at::full({B, Na}, -std::numeric_limits<double>::infinity(), at::kDouble);
+    at::Tensor node_idx = at::zeros({B, Na}, at::kLong);
+    if (Nb > 0) {
+      const at::Tensor metric = reduce::normalize(ctx.keys_mean);
+      at::Tensor scores = at::bmm(metric.slice(1, 0, N, 2), metric.slice(1, 1, N, 2).transpose(1, 2));
+      const double neg_inf = -std::numeric_limits<double>::infinity();
+      if (prefix > 0) scores.select(1, 0).fill_(neg_inf);
+      if (ctx.distill_token) scores.select(2, 0).fill_(neg_inf);
+      auto [mx, idx] = scores.max(-1);
+      node_max = mx.to(at::kDouble).contiguous();
+      node_idx = idx.contiguous();
+    }
+    auto imp = importance.accessor<double, 2>();
+    auto nmax = node_max.accessor<double, 2>();
+    auto nidx = node_idx.accessor<int64_t, 2>();
+
+    ReductionPlan plan;
+    plan.dest = at::empty({B, N}, at::TensorOptions().dtype(at::kLong));
+    auto dest = plan.dest.accessor<int64_t, 2>();
+    int merged_total = 0, pruned_total = 0;
+    for (int64_t b = 0; b < B; ++b) {
+      // Output slots before pruning: [CLS, distillation token, unmerged A, remaining B].
+      std::vector<int64_t> slot(N, -1);
+      std::vector<double> slot_importance;
+      std::vector<bool> slot_protected;
+      auto add_slot = [&](int64_t t, bool protect) {
+        slot[t] = static_cast<int64_t>(slot_importance.size());
+        slot_importance.push_back(imp[b][t]);
+        slot_protected.push_back(protect);
+      };
+      auto is_merged = [&](int64_t t) { return t % 2 == 0 && t >= prefix && nmax[b][t / 2] > merge_theta; };
+      if (prefix > 0) add_slot(0, true);
+      if (ctx.distill_token) add_slot(1, true);
+      for (int64_t t = 0; t < N; t += 2)
+        if (slot[t] < 0 && !is_merged(t)) add_slot(t, t < prefix);
+      for (int64_t t = 1; t < N; t += 2)
+        if (slot[t] < 0) add_slot(t, t < prefix);
+      for (int64_t t = 0; t < N; t += 2)
+        if (is_merged(t)) {
+          const int64_t into = slot[2 * nidx[b][t / 2] + 1];
+          slot[t] = into;
+          slot_importance[into] = std::max(slot_importance[into], imp[b][t]);  // a merged token: its members' max
+          ++merged_total;
+        }
+      // Prune on the merged importance; renumber the surviving slots in order.
+      std::vector<int64_t> renumber(slot_importance.size(), -1);
+      int64_t kept = 0;
+      for (size_t s = 0; s < slot_importance.size(); ++s)
+        if (slot_protected[s] || slot_importance[s] > prune_theta) renumber[s] = kept++;
+        else ++pruned_total;
+      for (int64_t t = 0; t < N; ++t) dest[b][t] = renumber[slot[t]];
+      if (b > 0 && kept != plan.tokens)
+        fail("ltmp", "images of one batch keep different token counts; run them one at a time (the engine does)");
+      plan.tokens = kept;
+    }
+    // Even when nothing merges the order changes to [unmerged A, B] (as LTMP's code), which sets the next
+    // block's A/B split, so the plan is always applied.
+    if (merged_total || pruned_total)
+      plan.note = std::to_string(merged_total) + " merged, " + std::to_string(pruned_total) + " pruned";
+    return plan;
+  }
+
+ private:
+  reduce::LearnedSpec spec_;
+  LearnedThresholds thresholds_;
+};
+
+}  // namespace
+
+std::unique_ptr<Reducer> make_ltmp(ReducerSpec& spec) {
+  return std::make_unique<Ltmp>(reduce::parse_learned_spec(spec, "ltmp"));
+}
+
+}  // namespace ms
