@@ -37,7 +37,7 @@ int cmd_calibrate(const std::vector<std::string>& argv) {
   o.lambda = args.get_double("lambda", ltmp ? 10.0 : 1.0, 0, 1e9);
   o.lambda_rate = args.get_double("lambda-rate", ltmp ? 0.0 : 20.0, 0, 1e9);
   o.lr_merge = args.get_double("lr-merge", 0.05, 0, 1e9);
-  o.lr_prune = args.get_double("lr-prune", ltmp ? 0.005 : 0.005, 0, 1e9);
+  o.lr_prune = args.get_double("lr-prune", ltmp ? 1e-4 : 5e-6, 0, 1e9);
   const std::string mask = args.get("mask", ltmp ? "ste" : "soft");
   if (mask != "ste" && mask != "soft") fail("--mask", "'" + mask + "' is not ste or soft");
   o.masks.straight_through = mask == "ste";
