@@ -56,4 +56,10 @@ CommandResult run_command(const std::string& command_line) {
   return r;
 }
 
+std::string make_temp_dir(const std::string& prefix) {
+  std::string pattern = "/tmp/" + prefix + "XXXXXX";
+  if (!mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp " + pattern + " failed");
+  return pattern;
+}
+
 }  // namespace ms::test

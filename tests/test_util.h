@@ -30,4 +30,7 @@ struct CommandResult {
 // Runs a shell command line, capturing stdout and stderr separately.
 CommandResult run_command(const std::string& command_line);
 
+// A new empty folder under /tmp (mkdtemp), for a test to write into and remove.
+std::string make_temp_dir(const std::string& prefix);
+
 }  // namespace ms::test

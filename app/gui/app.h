@@ -1,0 +1,78 @@
+// The desktop app without its window: owns the AppState, the worker and the overlay renderer, turns
+// panel requests into worker tasks and results back into state. main.cpp adds GLFW, ImGui and the frame loop.
+#pragma once
+
+#include "app_state.h"
+#include "overlay_gl.h"
+#include "worker.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace ms::gui {
+
+class ModelSession;
+
+struct AppOptions {
+  std::string image;                 // "" = the default sample image
+  std::string model = "deit_tiny_patch16_224";
+  std::vector<std::string> methods;  // empty = ToMe r=13 and PiToMe at its GMACs
+  int layer = -1;                    // 1-based block; -1 = the middle
+  FillMode fill = FillMode::GroupMean;
+  float opacity = 0.55f;
+  int plot_tab = 0;
+  int threads = 0;
+  std::string export_dir = "mergescope-export";
+};
+
+// Latency of one interaction: from the change to the overlay drawn (GPU finished).
+struct LatencySample {
+  std::string what;  // "layer" or "method"
+  double ms = 0;
+};
+
+class App {
+ public:
+  explicit App(const AppOptions& options);  // needs a current GL context
+  ~App();
+
+  AppState& state() { return state_; }
+  // Main thread, once per frame before the UI: runs worker results, handles requests, copies progress.
+  void update(double now);
+  // Main thread, after the UI and before ImGui renders: redraws overlays when something changed.
+  void render_overlays();
+  // Nothing running, queued or pending.
+  bool idle() const;
+
+  // Writes pane i's overlay (without hover) at the image's full resolution.
+  void export_pane_png(int pane, const std::string& path);
+  // Writes every pane, every plot and state.json into `dir`; returns the folder.
+  std::string export_all(const std::string& dir);
+  // A files dropped on the window (or given on the command line): images open, model folders load.
+  void open_path(const std::string& path);
+
+  std::vector<LatencySample>& latencies() { return latencies_; }
+
+ private:
+  struct Backend;  // worker-side: the current session and image
+  void handle(const Request& r);
+  void submit_run(int pane);
+  void rerun_all();
+  void list_folder(const std::string& path);
+  void load_thumbnails();
+  int pane_index(uint64_t id) const;
+  int highlight_group(int pane) const;
+
+  AppState state_;
+  std::shared_ptr<Backend> backend_;
+  std::unique_ptr<Worker> worker_;
+  std::unique_ptr<OverlayRenderer> renderer_;
+  std::vector<OverlayTarget> targets_;  // parallel to state_.panes
+  std::vector<uint64_t> pane_ids_;      // parallel to state_.panes
+  uint64_t next_pane_id_ = 1;
+  bool image_uploaded_ = false;
+  std::vector<LatencySample> latencies_;
+};
+
+}  // namespace ms::gui

@@ -1,0 +1,366 @@
+// mergescope: the desktop app. GLFW window, Dear ImGui frame loop, screenshots; the rest is App.
+#include "app.h"
+#include "args.h"
+#include "error.h"
+#include "image.h"
+#include "panels.h"
+#include "plot.h"
+
+#include <epoxy/gl.h>
+#include <GLFW/glfw3.h>
+#include <imgui.h>
+#include <backends/imgui_impl_glfw.h>
+#include <backends/imgui_impl_opengl3.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+const char* kUsage =
+    "usage: mergescope [IMAGE] [options]\n"
+    "  IMAGE                an image to open (default: the tench among the shared sample images)\n"
+    "  --model M            model folder, weights file or name on the search path (default deit_tiny_patch16_224)\n"
+    "  --method SPEC        a pane's method; repeat for up to 4 panes (default: tome:r=13 and pitome:ratio=0.9074,\n"
+    "                       PiToMe at ToMe r=13's GMACs on DeiT-Ti)\n"
+    "  --layer L            block whose merges are shown, 1-based (default: the middle)\n"
+    "  --fill MODE          mean | palette | energy | protected\n"
+    "  --opacity F          0..1 (default 0.55)\n"
+    "  --plots TAB          energy | spectrum | cost\n"
+    "  --pin R,C            pin patch (row, col): its group lights up in every pane\n"
+    "  --size WxH           window size (default 1600x1000)\n"
+    "  --threads T          LibTorch threads (default: all cores but one, which the window keeps)\n"
+    "  --screenshot FILE    when all work is done, render --frames N more frames, save the window as PNG, exit\n"
+    "  --frames N           frames to render before the screenshot (default 3)\n"
+    "  --export-all DIR     when all work is done, export panes, plots and state.json into DIR (then exit if\n"
+    "                       --screenshot is given or --exit is set)\n"
+    "  --bench-latency FILE time layer and method changes and frame times while work runs; JSON to FILE, exit\n"
+    "  --exit               exit once the screenshot/export is written\n"
+    "  --drop PATH          as if PATH were dropped on the window (scripting)\n"
+    "  --browse PATH        open the image browser on PATH, as if typed into its path field (scripting)\n"
+    "Scripted runs (--screenshot, --export-all --exit) exit with 1 when the app showed an error.\n";
+
+ms::gui::App* g_app = nullptr;
+
+void on_drop(GLFWwindow*, int count, const char** paths) {
+  if (g_app && count > 0) g_app->open_path(paths[0]);
+}
+
+void on_glfw_error(int code, const char* text) { std::fprintf(stderr, "mergescope: GLFW error %d: %s\n", code, text); }
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// The window's back buffer, top row first.
+ms::RgbImage read_window(int width, int height) {
+  ms::RgbImage img;
+  img.width = width;
+  img.height = height;
+  img.pixels.resize(static_cast<size_t>(width) * height * 3);
+  std::vector<uint8_t> flipped(img.pixels.size());
+  glPixelStorei(GL_PACK_ALIGNMENT, 1);
+  glReadBuffer(GL_BACK);
+  glReadPixels(0, 0, width, height, GL_RGB, GL_UNSIGNED_BYTE, flipped.data());
+  const size_t row = static_cast<size_t>(width) * 3;
+  for (int y = 0; y < height; ++y) std::copy_n(&flipped[(height - 1 - y) * row], row, &img.pixels[y * row]);
+  return img;
+}
+
+double percentile(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(q * (v.size() - 1) + 0.5))];
+}
+
+ms::gui::FillMode parse_fill(const std::string& s) {
+  if (s == "mean") return ms::gui::FillMode::GroupMean;
+  if (s == "palette") return ms::gui::FillMode::Palette;
+  if (s == "energy") return ms::gui::FillMode::Energy;
+  if (s == "protected") return ms::gui::FillMode::Protected;
+  ms::fail("--fill", "'" + s + "' is not one of mean, palette, energy, protected");
+}
+
+// Scripted interactions for --bench-latency: layer steps (served from the trace) and method changes (a run).
+struct LatencyBench {
+  std::string out;
+  int step = 0;
+  bool waiting = false;
+  double frame_start = 0;
+  std::vector<double> layer_ms, method_ms, busy_frames_ms, idle_frames_ms, ui_ms, draw_ms;
+  size_t method_seen = 0;
+  const std::vector<std::string> methods = {"tome:r=8", "pitome:ratio=0.93", "tome:r=16", "pitome-code:ratio=0.9",
+                                            "random:r=13", "tome:r=13", "pitome:ratio=0.9074", "none"};
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace ms;
+  std::vector<std::string> argv_list(argv + 1, argv + argc);
+  if (!argv_list.empty() && (argv_list[0] == "--help" || argv_list[0] == "-h")) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  gui::AppOptions options;
+  std::string screenshot, export_dir, bench_out, drop, browse;
+  int frames = 3, width = 1600, height = 1000;
+  bool exit_after = false;
+  int hover_row = -1, hover_col = -1;  // applied once the model's grid is known
+  try {
+    const cli::Args args(argv_list, {"exit"},
+                         {"model", "method", "layer", "fill", "opacity", "plots", "pin", "size", "threads", "screenshot",
+                          "frames", "export-all", "bench-latency", "drop", "browse"});
+    if (args.positionals().size() > 1) fail("mergescope", "give at most one IMAGE");
+    if (!args.positionals().empty()) options.image = args.positionals()[0];
+    options.model = args.get("model", options.model);
+    options.methods = args.all("method");
+    options.layer = args.get_int("layer", -1, 1, 1000);
+    if (args.has("fill")) options.fill = parse_fill(args.get("fill"));
+    options.opacity = static_cast<float>(args.get_double("opacity", options.opacity, 0, 1));
+    if (args.has("plots")) {
+      const std::string t = args.get("plots");
+      options.plot_tab = t == "energy" ? 0 : t == "spectrum" ? 1 : t == "cost" ? 2 : -1;
+      if (options.plot_tab < 0) fail("--plots", "'" + t + "' is not one of energy, spectrum, cost");
+    }
+    options.threads = args.get_int("threads", 0, 0, 1024);
+    if (args.has("size")) {
+      const std::string s = args.get("size");
+      const size_t x = s.find('x');
+      if (x == std::string::npos) fail("--size", "'" + s + "' is not WxH");
+      width = cli::parse_int(s.substr(0, x), "--size");
+      height = cli::parse_int(s.substr(x + 1), "--size");
+      if (width < 640 || height < 480 || width > 8192 || height > 8192) fail("--size", "'" + s + "' is outside 640x480..8192x8192");
+    }
+    screenshot = args.get("screenshot");
+    frames = args.get_int("frames", 3, 1, 100000);
+    export_dir = args.get("export-all");
+    bench_out = args.get("bench-latency");
+    drop = args.get("drop");
+    browse = args.get("browse");
+    exit_after = args.flag("exit") || !screenshot.empty() || !bench_out.empty();
+    if (!export_dir.empty()) options.export_dir = export_dir;
+    if (args.has("pin")) {
+      const std::string h = args.get("pin");
+      const size_t comma = h.find(',');
+      if (comma == std::string::npos) fail("--pin", "'" + h + "' is not R,C");
+      const int r = cli::parse_int(h.substr(0, comma), "--pin"), c = cli::parse_int(h.substr(comma + 1), "--pin");
+      if (r < 0 || c < 0 || r >= 1000 || c >= 1000) fail("--pin", "'" + h + "' is outside the patch grid");
+      hover_row = r;
+      hover_col = c;
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "mergescope: %s\n", one_line(e).c_str());
+    return 2;
+  }
+
+  glfwSetErrorCallback(on_glfw_error);
+  if (!glfwInit()) {
+    std::fprintf(stderr, "mergescope: cannot initialise GLFW (no display? try xvfb-run)\n");
+    return 1;
+  }
+  glfwWindowHint(GLFW_CONTEXT_VERSION_MAJOR, 3);
+  glfwWindowHint(GLFW_CONTEXT_VERSION_MINOR, 3);
+  glfwWindowHint(GLFW_OPENGL_PROFILE, GLFW_OPENGL_CORE_PROFILE);
+  GLFWwindow* window = glfwCreateWindow(width, height, "mergescope", nullptr, nullptr);
+  if (!window) {
+    std::fprintf(stderr, "mergescope: cannot create an OpenGL 3.3 window\n");
+    glfwTerminate();
+    return 1;
+  }
+  glfwMakeContextCurrent(window);
+  glfwSwapInterval(bench_out.empty() ? 1 : 0);
+
+  IMGUI_CHECKVERSION();
+  ImGui::CreateContext();
+  ImGuiIO& io = ImGui::GetIO();
+  io.IniFilename = nullptr;
+  ImGui::StyleColorsDark();
+  ImGui::GetStyle().FrameRounding = 3;
+  // The plot font (DejaVu Sans) for the UI too, so screenshots and exported plots read alike.
+  for (const char* font : {"/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"})
+    if (FILE* f = std::fopen(font, "rb")) {
+      std::fclose(f);
+      io.Fonts->AddFontFromFileTTF(font, 15.0f);
+    }
+  ImGui_ImplGlfw_InitForOpenGL(window, true);
+  ImGui_ImplOpenGL3_Init("#version 330 core");
+
+  int rc = 0;
+  {
+    std::unique_ptr<gui::App> app;
+    try {
+      app = std::make_unique<gui::App>(options);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "mergescope: %s\n", one_line(e).c_str());
+      rc = 1;
+    }
+    g_app = app.get();
+    glfwSetDropCallback(window, on_drop);
+    if (app && !drop.empty()) app->open_path(drop);
+    if (app && !browse.empty()) {
+      app->state().browser.open = app->state().browser.listed = true;
+      app->state().request(gui::RequestKind::BrowseFolder, -1, browse);
+    }
+    const double start = now_seconds();
+    int frames_after_idle = -1;
+    bool exported = false, mapped_hover = false;
+    size_t errors_printed = 0;
+    LatencyBench bench;
+    bench.out = bench_out;
+    while (app && !glfwWindowShouldClose(window)) {
+      const double frame_start = now_seconds();
+      gui::AppState& s = app->state();
+      const bool busy = !app->idle();
+      if (exit_after || busy) glfwPollEvents();
+      else glfwWaitEventsTimeout(0.1);
+      app->update(frame_start - start);
+      if (!mapped_hover && s.model_ready && hover_row >= 0) {
+        if (hover_row < s.model.grid && hover_col < s.model.grid) s.hover.pinned = hover_row * s.model.grid + hover_col;
+        else s.post(true, "--pin: patch outside the " + std::to_string(s.model.grid) + " x " + std::to_string(s.model.grid) + " grid");
+        mapped_hover = true;
+      }
+      // Errors also go to stderr, one line each, so scripted runs see them.
+      for (; errors_printed < s.messages.size(); ++errors_printed)
+        if (s.messages[errors_printed].error) std::fprintf(stderr, "mergescope: %s\n", s.messages[errors_printed].text.c_str());
+
+      const double ui_start = now_seconds();
+      ImGui_ImplOpenGL3_NewFrame();
+      ImGui_ImplGlfw_NewFrame();
+      ImGui::NewFrame();
+      gui::draw_app(s);
+      const double ui_end = now_seconds();
+
+      // --bench-latency: one scripted interaction at a time, once everything has loaded.
+      if (!bench.out.empty() && app->idle() && s.model_ready && frames_after_idle >= 2) {
+        if (bench.step < 2 * s.depth()) {
+          const double t0 = now_seconds();
+          s.set_layer(bench.step < s.depth() ? bench.step : 2 * s.depth() - 1 - bench.step);
+          s.overlay_dirty = true;
+          app->render_overlays();
+          bench.layer_ms.push_back(1000 * (now_seconds() - t0));
+          ++bench.step;
+        } else if (bench.step - 2 * s.depth() < static_cast<int>(bench.methods.size())) {
+          if (bench.method_seen == 0) bench.method_seen = app->latencies().size();
+          const int k = bench.step - 2 * s.depth();
+          s.request(gui::RequestKind::SetMethod, k % static_cast<int>(s.panes.size()), bench.methods[k]);
+          ++bench.step;
+        }
+      }
+      app->render_overlays();
+
+      ImGui::Render();
+      const double draw_start = now_seconds();
+      int fb_w = 0, fb_h = 0;
+      glfwGetFramebufferSize(window, &fb_w, &fb_h);
+      glViewport(0, 0, fb_w, fb_h);
+      glClearColor(0.08f, 0.08f, 0.09f, 1.f);
+      glClear(GL_COLOR_BUFFER_BIT);
+      ImGui_ImplOpenGL3_RenderDrawData(ImGui::GetDrawData());
+
+      const bool idle = app->idle() && s.model_ready && s.image;
+      bool running = false;
+      for (const auto& p : s.panes) running |= p.running;
+      if (idle && !running) frames_after_idle = std::max(frames_after_idle, 0) + 1;
+      else if (frames_after_idle >= 0 && bench.out.empty()) frames_after_idle = 0;
+      const bool give_up = now_seconds() - start > 300;
+      if (give_up) std::fprintf(stderr, "mergescope: work did not finish within 300 s; saving what is there\n");
+
+      if (!export_dir.empty() && !exported && (frames_after_idle >= frames || give_up)) {
+        try {
+          app->export_all(export_dir);
+          std::printf("exported %s\n", export_dir.c_str());
+        } catch (const std::exception& e) {
+          std::fprintf(stderr, "mergescope: %s\n", one_line(e).c_str());
+          rc = 1;
+        }
+        exported = true;
+        if (screenshot.empty() && exit_after) glfwSetWindowShouldClose(window, 1);
+      }
+      const bool final_shot = !screenshot.empty() && (frames_after_idle >= frames || give_up);
+      if (final_shot || s.screenshot_requested) {
+        // The button saves into the export folder; --screenshot to its file, and then the app exits.
+        const std::string path = final_shot ? screenshot : s.export_dir + "/screenshot.png";
+        s.screenshot_requested = false;
+        try {
+          if (!final_shot) std::filesystem::create_directories(s.export_dir);
+          write_png(path, read_window(fb_w, fb_h));
+          std::printf("wrote %s\n", path.c_str());
+          if (!final_shot) s.post(false, "wrote " + path);
+        } catch (const std::exception& e) {
+          std::fprintf(stderr, "mergescope: %s\n", one_line(e).c_str());
+          rc = 1;
+        }
+        if (final_shot && exit_after) glfwSetWindowShouldClose(window, 1);
+      }
+      glfwSwapBuffers(window);
+      if (!bench.out.empty()) {
+        glFinish();
+        bench.ui_ms.push_back(1000 * (ui_end - ui_start));
+        bench.draw_ms.push_back(1000 * (now_seconds() - draw_start));
+      }
+      // At most 60 frames per second: without a vsync (Xvfb, some drivers) the loop would otherwise spin and
+      // take the cores the worker needs.
+      const double frame_ms_so_far = 1000 * (now_seconds() - frame_start);
+      if (frame_ms_so_far < 1000.0 / 60) std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(1000.0 / 60 - frame_ms_so_far));
+
+      if (!bench.out.empty()) {
+        const double ms = frame_ms_so_far;
+        (busy ? bench.busy_frames_ms : bench.idle_frames_ms).push_back(ms);
+        const bool done = bench.step >= 2 * s.depth() + static_cast<int>(bench.methods.size()) && app->idle() &&
+                          !running && s.depth() > 0;
+        if (done || give_up) {
+          for (size_t i = bench.method_seen; i < app->latencies().size(); ++i)
+            bench.method_ms.push_back(app->latencies()[i].ms);
+          std::FILE* f = std::fopen(bench.out.c_str(), "w");
+          if (!f) {
+            std::fprintf(stderr, "mergescope: %s: cannot open for writing\n", bench.out.c_str());
+            rc = 1;
+          } else {
+            auto list = [&](const std::vector<double>& v) {
+              std::string t = "[";
+              for (size_t i = 0; i < v.size(); ++i) t += (i ? ", " : "") + std::to_string(v[i]);
+              return t + "]";
+            };
+            std::fprintf(f,
+                         "{\"model\": \"%s\", \"panes\": %zu, \"layer_change_ms\": {\"median\": %.3f, \"max\": %.3f, "
+                         "\"samples\": %s},\n \"method_change_ms\": {\"median\": %.1f, \"max\": %.1f, \"samples\": %s},\n"
+                         " \"frame_ms_while_working\": {\"median\": %.2f, \"p95\": %.2f, \"max\": %.2f, \"frames\": %zu},\n"
+                         " \"frame_ms_idle\": {\"median\": %.2f, \"p95\": %.2f, \"frames\": %zu},\n"
+                         " \"frame_parts_ms\": {\"imgui_cpu_median\": %.2f, \"gl_draw_and_swap_median\": %.2f}}\n",
+                         s.model.name.c_str(), s.panes.size(), percentile(bench.layer_ms, 0.5),
+                         percentile(bench.layer_ms, 1.0), list(bench.layer_ms).c_str(), percentile(bench.method_ms, 0.5),
+                         percentile(bench.method_ms, 1.0), list(bench.method_ms).c_str(),
+                         percentile(bench.busy_frames_ms, 0.5), percentile(bench.busy_frames_ms, 0.95),
+                         percentile(bench.busy_frames_ms, 1.0), bench.busy_frames_ms.size(),
+                         percentile(bench.idle_frames_ms, 0.5), percentile(bench.idle_frames_ms, 0.95),
+                         bench.idle_frames_ms.size(), percentile(bench.ui_ms, 0.5), percentile(bench.draw_ms, 0.5));
+            std::fclose(f);
+            std::printf("layer change: median %.2f ms (max %.2f), method change: median %.0f ms (max %.0f), "
+                        "frame while working: median %.1f ms, p95 %.1f ms\n",
+                        percentile(bench.layer_ms, 0.5), percentile(bench.layer_ms, 1.0), percentile(bench.method_ms, 0.5),
+                        percentile(bench.method_ms, 1.0), percentile(bench.busy_frames_ms, 0.5),
+                        percentile(bench.busy_frames_ms, 0.95));
+          }
+          glfwSetWindowShouldClose(window, 1);
+        }
+      }
+    }
+    if (app && exit_after && rc == 0)
+      for (const auto& m : app->state().messages)
+        if (m.error) rc = 1;
+    g_app = nullptr;
+  }
+  ImGui_ImplOpenGL3_Shutdown();
+  ImGui_ImplGlfw_Shutdown();
+  ImGui::DestroyContext();
+  glfwDestroyWindow(window);
+  glfwTerminate();
+  return rc;
+}
