@@ -96,8 +96,8 @@ Figure spectral_distance_figure(const AppState& s) {
 
 Figure eigenvalue_figure(const AppState& s) {
   Figure f;
-  f.title = "Laplacian eigenvalues after block " + std::to_string(s.layer + 1) + ": original vs lifted";
-  f.x_label = "eigenvalue index (ascending)";
+  f.title = "Largest Laplacian eigenvalues after block " + std::to_string(s.layer + 1) + ": original vs lifted";
+  f.x_label = "eigenvalue index (ascending; all below the range are 1 or 0)";
   f.y_label = "eigenvalue";
   bool original_done = false;
   for (size_t i = 0; i < s.panes.size(); ++i) {
@@ -121,6 +121,19 @@ Figure eigenvalue_figure(const AppState& s) {
     const auto& e = r.eig_lifted[s.layer];
     for (size_t k = 0; k < e.size(); ++k) line.x.push_back(static_cast<double>(k)), line.y.push_back(e[k]);
     f.lines.push_back(line);
+  }
+  // The normalised Laplacian of a rank-(d+1) 1 - cos graph has eigenvalue 1 everywhere but its top d or so (and
+  // the 0 at the bottom): show the top end, where original and lifted spectra differ.
+  size_t n = 0;
+  for (const Series& l : f.lines) n = std::max(n, l.x.size());
+  if (n > 40) {
+    f.x_min = static_cast<double>(n - 40);
+    f.x_max = static_cast<double>(n - 1);
+    double lo = 1, hi = 1;
+    for (const Series& l : f.lines)
+      for (size_t k = n - 40; k < l.y.size(); ++k) lo = std::min(lo, l.y[k]), hi = std::max(hi, l.y[k]);
+    f.y_min = lo - 0.02 * (hi - lo + 1e-3);
+    f.y_max = hi + 0.02 * (hi - lo + 1e-3);
   }
   return f;
 }

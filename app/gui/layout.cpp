@@ -11,7 +11,7 @@ constexpr ImGuiWindowFlags kFixed = ImGuiWindowFlags_NoMove | ImGuiWindowFlags_N
 
 void handle_shortcuts(AppState& s) {
   const ImGuiIO& io = ImGui::GetIO();
-  if (io.WantTextInput || s.depth() == 0) return;
+  if (io.WantCaptureKeyboard || io.WantTextInput || s.depth() == 0) return;
   if (ImGui::IsKeyPressed(ImGui::GetKeyIndex(ImGuiKey_LeftArrow))) s.set_layer(s.layer - 1);
   if (ImGui::IsKeyPressed(ImGui::GetKeyIndex(ImGuiKey_RightArrow))) s.set_layer(s.layer + 1);
   if (ImGui::IsKeyPressed(ImGui::GetKeyIndex(ImGuiKey_Home))) s.set_layer(0);
@@ -19,6 +19,8 @@ void handle_shortcuts(AppState& s) {
 }
 
 void draw_app(AppState& s, const Layout& layout) {
+  // Panels re-detect the hovered patch every frame; the overlays change only when it really moved.
+  const int hovered_before = s.hover.patch;
   handle_shortcuts(s);
   const ImGuiViewport* vp = ImGui::GetMainViewport();
   const ImVec2 origin = vp->WorkPos, size = vp->WorkSize;
@@ -48,6 +50,7 @@ void draw_app(AppState& s, const Layout& layout) {
 
   draw_browser(s);
   draw_messages(s);
+  if (s.hover.patch != hovered_before) s.overlay_dirty = true;
 }
 
 }  // namespace ms::gui

@@ -222,7 +222,10 @@ int main(int argc, char** argv) {
       else glfwWaitEventsTimeout(0.1);
       app->update(frame_start - start);
       if (!mapped_hover && s.model_ready && hover_row >= 0) {
-        if (hover_row < s.model.grid && hover_col < s.model.grid) s.hover.pinned = hover_row * s.model.grid + hover_col;
+        if (hover_row < s.model.grid && hover_col < s.model.grid) {
+          s.hover.pinned = hover_row * s.model.grid + hover_col;
+          s.overlay_dirty = true;
+        }
         else s.post(true, "--pin: patch outside the " + std::to_string(s.model.grid) + " x " + std::to_string(s.model.grid) + " grid");
         mapped_hover = true;
       }

@@ -29,9 +29,11 @@ void pane_header(AppState& s, int i) {
       }
     ImGui::EndPopup();
   }
-  ImGui::SameLine();
-  if (s.panes.size() > 1 && ImGui::SmallButton("x")) s.request(RequestKind::RemovePane, i);
-  if (ImGui::IsItemHovered()) ImGui::SetTooltip("Close this pane");
+  if (s.panes.size() > 1) {
+    ImGui::SameLine();
+    if (ImGui::SmallButton("x")) s.request(RequestKind::RemovePane, i);
+    if (ImGui::IsItemHovered()) ImGui::SetTooltip("Close this pane");
+  }
   ImGui::PopID();
 }
 
@@ -73,7 +75,6 @@ void pane_image(AppState& s, int i, ImVec2 avail) {
   if (ImGui::IsItemHovered()) {
     const ImVec2 m = ImGui::GetIO().MousePos;
     const int patch = patch_at(s.image->crop, s.model.img_size, s.model.patch, (m.x - p0.x) / scale, (m.y - p0.y) / scale);
-    if (patch != s.hover.patch) s.overlay_dirty = true;
     s.hover.patch = patch;
     s.hover.pane = i;
     if (patch >= 0 && pane.result) group_tooltip(s, *pane.result, patch);
@@ -99,7 +100,8 @@ void pane_facts(const AppState& s, const Pane& pane, const PaneResult* baseline)
   }
   if (!pane.result) return;
   const PaneResult& r = *pane.result;
-  const int l = std::min<int>(s.layer, static_cast<int>(r.tokens_per_layer.size()) - 1);
+  const int l = std::min<int>({s.layer, static_cast<int>(r.tokens_per_layer.size()) - 1,
+                               static_cast<int>(r.trace.layers.size()) - 1});
   if (l >= 0) {
     ImGui::Text("%d tokens after block %d", r.tokens_per_layer[l], l + 1);
     ImGui::SameLine();
@@ -126,8 +128,7 @@ void draw_panes(AppState& s) {
     ImGui::TextDisabled("No panes: add one from the sidebar.");
     return;
   }
-  // Hover is re-detected every frame; a pane sets it when the mouse is over its image.
-  const int previous = s.hover.patch;
+  // Hover is re-detected every frame; a pane sets it when the mouse is over its image (draw_app compares).
   s.hover.patch = -1;
   s.hover.pane = -1;
   const PaneResult* baseline = nullptr;
@@ -150,7 +151,6 @@ void draw_panes(AppState& s) {
     ImGui::PopID();
     if (static_cast<size_t>(i) >= s.panes.size()) break;  // a request never removes a pane mid-frame, but be safe
   }
-  if (s.hover.patch != previous) s.overlay_dirty = true;
 }
 
 }  // namespace ms::gui

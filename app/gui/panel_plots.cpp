@@ -44,10 +44,7 @@ void energy_tab(AppState& s, ImVec2 avail) {
   const float side = std::min(avail.x - w - 16, ImGui::GetContentRegionAvail().y);
   int cell = -1;
   draw_heatmap("energy_map", map, s.model.grid, s.model.grid, lo, hi, ImVec2(side * 1.25f, side), "energy", &cell);
-  if (cell >= 0 && cell != s.hover.patch) {
-    s.hover.patch = cell;
-    s.overlay_dirty = true;
-  }
+  if (cell >= 0) s.hover.patch = cell;
   ImGui::EndGroup();
 }
 
