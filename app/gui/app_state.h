@@ -66,6 +66,7 @@ struct Pane {
   uintptr_t texture = 0;              // overlay texture (GL name) for ImGui::Image; 0: none yet
   int texture_width = 0, texture_height = 0;
   double requested_at = 0;            // clock when the current request was made (latency timing)
+  bool fresh = false;                 // a new result arrived and is not on screen yet
   std::array<float, 4> image_rect{};  // where the panel drew the image last frame (x0, y0, x1, y1), screen px
 };
 
@@ -160,7 +161,8 @@ struct AppState {
   }
   void post(bool error, std::string text) { messages.push_back({error, std::move(text), now}); }
   int depth() const { return model.depth; }
-  double last_overlay_ms = 0;  // time the last overlay update took (render + upload), for the status bar
+  double last_overlay_ms = 0;      // time the last overlay update took (inputs + upload + render), status bar
+  double last_overlay_cpu_ms = 0;  // of which building the inputs on the CPU
   // Moves the layer, clamped to the model's blocks; marks the overlays for re-rendering when it changed.
   void set_layer(int l);
 };

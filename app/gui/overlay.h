@@ -58,7 +58,7 @@ RgbImage render_overlay_cpu(const RgbImage& original, const OverlayInputs& in, c
 // Colours the overlay uses, for legends.
 std::array<uint8_t, 3> energy_color(float t);  // t in [0, 1]: low -> high energy
 struct ProtectedColors {
-  static constexpr std::array<uint8_t, 3> kept{0, 114, 178};         // untouched by this block, never merged
+  static constexpr std::array<uint8_t, 3> kept{0, 158, 115};         // never merged (protected so far)
   static constexpr std::array<uint8_t, 3> merged_before{86, 180, 233};  // group formed in an earlier block
   static constexpr std::array<uint8_t, 3> merged_now{230, 159, 0};   // merged in this block
   static constexpr std::array<uint8_t, 3> pruned{40, 40, 40};
