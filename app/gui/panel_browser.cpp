@@ -43,45 +43,50 @@ void draw_browser(AppState& s) {
   ImGui::BeginChild("entries", ImVec2(0, 0), true);
   for (const std::string& d : b.dirs)
     if (ImGui::Selectable(("[dir] " + d).c_str())) s.request(RequestKind::BrowseFolder, -1, b.folder + "/" + d);
-  // Thumbnails in a grid; textures arrive from the worker over a few frames.
-  const float cell = 132;
-  const int columns = std::max(1, static_cast<int>(ImGui::GetContentRegionAvail().x / (cell + 8)));
-  int column = 0;
+  // Thumbnails in a grid of fixed cells; textures arrive from the worker over a few frames.
+  const float cell = 132, gap = 10;
+  const float x0 = ImGui::GetCursorPosX();
+  const int columns = std::max(1, static_cast<int>((ImGui::GetContentRegionAvail().x + gap) / (cell + gap)));
+  const float row_height = cell + ImGui::GetTextLineHeightWithSpacing() + 8;
   ImGuiListClipper clipper;
   const int rows = (static_cast<int>(b.files.size()) + columns - 1) / columns;
-  clipper.Begin(rows, cell + ImGui::GetTextLineHeightWithSpacing() + 12);
+  clipper.Begin(rows, row_height);
   while (clipper.Step()) {
     for (int row = clipper.DisplayStart; row < clipper.DisplayEnd; ++row) {
-      for (column = 0; column < columns; ++column) {
+      const float y0 = ImGui::GetCursorPosY();
+      for (int column = 0; column < columns; ++column) {
         const size_t i = static_cast<size_t>(row) * columns + column;
         if (i >= b.files.size()) break;
         const std::string path = b.folder + "/" + b.files[i];
-        if (column) ImGui::SameLine();
-        ImGui::BeginGroup();
+        const float cx = x0 + column * (cell + gap);
         ImGui::PushID(static_cast<int>(i));
         auto it = b.thumbnails.find(path);
         bool clicked = false;
         if (it != b.thumbnails.end() && it->second.texture) {
           const Thumbnail& t = it->second;
-          const float k = std::min(cell / t.width, cell / t.height);
-          ImGui::SetCursorPosX(ImGui::GetCursorPosX() + (cell - t.width * k) / 2);
-          clicked = ImGui::ImageButton(reinterpret_cast<ImTextureID>(t.texture), ImVec2(t.width * k, t.height * k), ImVec2(0, 0),
-                                       ImVec2(1, 1), 2);
+          const float k = std::min((cell - 4) / t.width, (cell - 4) / t.height);
+          const ImVec2 size(t.width * k, t.height * k);
+          ImGui::SetCursorPos(ImVec2(cx + (cell - 4 - size.x) / 2, y0 + (cell - 4 - size.y) / 2));
+          clicked = ImGui::ImageButton(reinterpret_cast<ImTextureID>(t.texture), size, ImVec2(0, 0), ImVec2(1, 1), 2);
         } else {
           if (it == b.thumbnails.end() && std::find(b.wanted.begin(), b.wanted.end(), path) == b.wanted.end())
             b.wanted.push_back(path);
-          clicked = ImGui::Button(it != b.thumbnails.end() && it->second.failed ? "unreadable" : "...", ImVec2(cell + 4, cell + 4));
+          ImGui::SetCursorPos(ImVec2(cx, y0));
+          clicked = ImGui::Button(it != b.thumbnails.end() && it->second.failed ? "unreadable" : "...", ImVec2(cell, cell));
         }
-        const std::string& name = b.files[i];
-        ImGui::TextUnformatted(name.size() > 20 ? (name.substr(0, 18) + "..").c_str() : name.c_str());
-        if (ImGui::IsItemHovered()) ImGui::SetTooltip("%s", name.c_str());
+        // The name, shortened to the cell's width; the tooltip has all of it.
+        std::string label = b.files[i];
+        while (label.size() > 4 && ImGui::CalcTextSize(label.c_str()).x > cell) label = label.substr(0, label.size() - 4) + "..";
+        ImGui::SetCursorPos(ImVec2(cx, y0 + cell + 2));
+        ImGui::TextUnformatted(label.c_str());
+        if (ImGui::IsItemHovered()) ImGui::SetTooltip("%s", b.files[i].c_str());
         ImGui::PopID();
-        ImGui::EndGroup();
         if (clicked) {
           s.request(RequestKind::OpenImage, -1, path);
           b.open = false;
         }
       }
+      ImGui::SetCursorPos(ImVec2(x0, y0 + row_height));
     }
   }
   ImGui::EndChild();
