@@ -229,12 +229,11 @@ void App::handle(const Request& r) {
       list_folder(trimmed(r.text));
       break;
     case RequestKind::ExportAll:
-      state_.post(false, "exported to " + export_all(r.text.empty() ? state_.export_dir : r.text));
+      export_all(r.text.empty() ? state_.export_dir : r.text);
       break;
     case RequestKind::ExportPane: {
       const std::string path = r.text.empty() ? state_.export_dir + "/pane" + std::to_string(r.pane + 1) + ".png" : r.text;
       export_pane_png(r.pane, path);
-      state_.post(false, "wrote " + path);
       break;
     }
     case RequestKind::Screenshot:
@@ -428,7 +427,7 @@ void App::render_overlays() {
   state_.overlay_dirty = false;
 }
 
-void App::export_pane_png(int pane, const std::string& path) {
+RgbImage App::render_pane(int pane) {
   if (pane < 0 || pane >= static_cast<int>(state_.panes.size())) fail("export", "no pane " + std::to_string(pane + 1));
   if (!state_.image || !state_.model_ready) fail("export", "nothing to export yet");
   const Pane& p = state_.panes[pane];
@@ -442,15 +441,26 @@ void App::export_pane_png(int pane, const std::string& path) {
     image_uploaded_ = true;
   }
   renderer_->render(in, style, target);
-  const RgbImage pixels = renderer_->read(target);
+  RgbImage pixels = renderer_->read(target);
   OverlayRenderer::release(target);
-  write_png(path, pixels);
+  return pixels;
 }
 
-std::string App::export_all(const std::string& dir) {
+void App::export_pane_png(int pane, const std::string& path) {
+  auto pixels = std::make_shared<RgbImage>(render_pane(pane));
+  worker_->submit("exporting pane", [this, pixels, path](TaskContext& ctx) {
+    write_png(path, *pixels);
+    ctx.post([this, path] { state_.post(false, "wrote " + path); });
+  });
+}
+
+void App::export_all(const std::string& dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec || !fs::is_directory(dir)) fail(dir, "cannot create the export folder: " + ec.message());
+  // GL readbacks and the state are taken here, on the main thread; encoding and writing the files (PNG
+  // compression, plot rasterising: seconds) happens on the worker so the window keeps drawing.
+  std::vector<std::pair<std::string, std::shared_ptr<RgbImage>>> pane_pngs;
   nlohmann::json j;
   j["model"] = {{"name", state_.model.name}, {"source", state_.model.source}, {"depth", state_.model.depth},
                 {"grid", state_.model.grid}, {"patch", state_.model.patch}, {"img_size", state_.model.img_size}};
@@ -478,7 +488,7 @@ std::string App::export_all(const std::string& dir) {
     if (p.result && state_.image) {
       const PaneResult& r = *p.result;
       const std::string png = "pane" + std::to_string(i + 1) + ".png";
-      export_pane_png(static_cast<int>(i), dir + "/" + png);
+      pane_pngs.emplace_back(dir + "/" + png, std::make_shared<RgbImage>(render_pane(static_cast<int>(i))));
       pj["png"] = png;
       pj["method"] = r.spec;
       pj["gmacs"] = r.gmacs;
@@ -501,17 +511,28 @@ std::string App::export_all(const std::string& dir) {
     panes.push_back(pj);
   }
   j["panes"] = panes;
+  std::vector<NamedFigure> figures = all_figures(state_);
   nlohmann::json plots = nlohmann::json::array();
-  for (const NamedFigure& f : all_figures(state_)) {
-    export_figure(f.figure, dir + "/" + f.id);
-    plots.push_back(f.id);
-  }
+  for (const NamedFigure& f : figures) plots.push_back(f.id);
   j["plots"] = plots;
-  const std::string json_path = dir + "/state.json";
-  std::ofstream out(json_path);
-  out << j.dump(1) << '\n';
-  if (!out) fail(json_path, "write failed");
-  return dir;
+  worker_->submit("exporting", [this, dir, j, pane_pngs, figures](TaskContext& ctx) {
+    const size_t steps = pane_pngs.size() + figures.size() + 1;
+    size_t done = 0;
+    for (const auto& [path, pixels] : pane_pngs) {
+      ctx.progress(static_cast<float>(done++) / steps);
+      write_png(path, *pixels);
+    }
+    for (const NamedFigure& f : figures) {
+      ctx.check();
+      ctx.progress(static_cast<float>(done++) / steps);
+      export_figure(f.figure, dir + "/" + f.id);
+    }
+    const std::string json_path = dir + "/state.json";
+    std::ofstream out(json_path);
+    out << j.dump(1) << '\n';
+    if (!out) fail(json_path, "write failed");
+    ctx.post([this, dir] { state_.post(false, "exported to " + dir); });
+  });
 }
 
 }  // namespace ms::gui

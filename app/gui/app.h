@@ -45,10 +45,12 @@ class App {
   // Nothing running, queued or pending.
   bool idle() const;
 
-  // Writes pane i's overlay (without hover) at the image's full resolution.
+  // Pane i's overlay (without hover) at the image's full resolution.
+  RgbImage render_pane(int pane);
+  // Writes it as PNG (on the worker).
   void export_pane_png(int pane, const std::string& path);
-  // Writes every pane, every plot and state.json into `dir`; returns the folder.
-  std::string export_all(const std::string& dir);
+  // Writes every pane, every plot and state.json into `dir` (files written on the worker; done when idle()).
+  void export_all(const std::string& dir);
   // A files dropped on the window (or given on the command line): images open, model folders load.
   void open_path(const std::string& path);
 

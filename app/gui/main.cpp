@@ -278,16 +278,20 @@ int main(int argc, char** argv) {
 
       if (!export_dir.empty() && !exported && (frames_after_idle >= frames || give_up)) {
         try {
-          app->export_all(export_dir);
-          std::printf("exported %s\n", export_dir.c_str());
+          app->export_all(export_dir);  // files are written by the worker: wait for idle below
         } catch (const std::exception& e) {
           std::fprintf(stderr, "mergescope: %s\n", one_line(e).c_str());
           rc = 1;
         }
         exported = true;
-        if (screenshot.empty() && exit_after) glfwSetWindowShouldClose(window, 1);
+        frames_after_idle = 0;
       }
-      const bool final_shot = !screenshot.empty() && (frames_after_idle >= frames || give_up);
+      const bool export_done = export_dir.empty() || (exported && app->idle());
+      if (!export_dir.empty() && export_done && screenshot.empty() && exit_after) {
+        std::printf("exported %s\n", export_dir.c_str());
+        glfwSetWindowShouldClose(window, 1);
+      }
+      const bool final_shot = !screenshot.empty() && export_done && (frames_after_idle >= frames || give_up);
       if (final_shot || s.screenshot_requested) {
         // The button saves into the export folder; --screenshot to its file, and then the app exits.
         const std::string path = final_shot ? screenshot : s.export_dir + "/screenshot.png";
