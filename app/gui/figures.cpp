@@ -25,7 +25,7 @@ void mark_layer(Figure& f, const AppState& s, double lo, double hi) {
 }
 
 Figure per_layer(const AppState& s, const std::string& title, const std::string& y_label,
-                 const std::vector<double>& (*values)(const PaneResult&)) {
+                 std::vector<double> (*values)(const PaneResult&)) {
   Figure f;
   f.title = title;
   f.x_label = "block";
@@ -33,7 +33,7 @@ Figure per_layer(const AppState& s, const std::string& title, const std::string&
   double lo = std::numeric_limits<double>::infinity(), hi = -lo;
   for (size_t i = 0; i < s.panes.size(); ++i) {
     if (!has_result(s, static_cast<int>(i))) continue;
-    const std::vector<double>& v = values(*s.panes[i].result);
+    const std::vector<double> v = values(*s.panes[i].result);
     Series line;
     line.label = label_of(s, static_cast<int>(i));
     line.color = pane_color(s, static_cast<int>(i));
@@ -48,8 +48,9 @@ Figure per_layer(const AppState& s, const std::string& title, const std::string&
   return f;
 }
 
-const std::vector<double>& gmacs_of(const PaneResult& r) { return r.gmacs_per_layer; }
-const std::vector<double>& sd_of(const PaneResult& r) { return r.spectral_distance; }
+std::vector<double> tokens_of(const PaneResult& r) { return {r.tokens_per_layer.begin(), r.tokens_per_layer.end()}; }
+std::vector<double> gmacs_of(const PaneResult& r) { return r.gmacs_per_layer; }
+std::vector<double> sd_of(const PaneResult& r) { return r.spectral_distance; }
 
 std::string family(const std::string& spec) { return spec.substr(0, spec.find(':')); }
 
@@ -62,29 +63,7 @@ std::string pane_color(const AppState& s, int pane) {
   return color_for_method(s.panes[pane].spec);
 }
 
-Figure tokens_figure(const AppState& s) {
-  Figure f;
-  f.title = "Tokens leaving each block";
-  f.x_label = "block";
-  f.y_label = "tokens";
-  double lo = std::numeric_limits<double>::infinity(), hi = 0;
-  for (size_t i = 0; i < s.panes.size(); ++i) {
-    if (!has_result(s, static_cast<int>(i))) continue;
-    Series line;
-    line.label = label_of(s, static_cast<int>(i));
-    line.color = pane_color(s, static_cast<int>(i));
-    const auto& t = s.panes[i].result->tokens_per_layer;
-    for (size_t l = 0; l < t.size(); ++l) {
-      line.x.push_back(static_cast<double>(l + 1));
-      line.y.push_back(t[l]);
-      lo = std::min(lo, static_cast<double>(t[l]));
-      hi = std::max(hi, static_cast<double>(t[l]));
-    }
-    f.lines.push_back(line);
-  }
-  if (!f.lines.empty()) mark_layer(f, s, lo, hi);
-  return f;
-}
+Figure tokens_figure(const AppState& s) { return per_layer(s, "Tokens leaving each block", "tokens", tokens_of); }
 
 Figure gmacs_figure(const AppState& s) { return per_layer(s, "GMACs per block (incl. matching)", "GMACs", gmacs_of); }
 
