@@ -5,6 +5,8 @@
 #   docs/results/learned_thresholds/*.json      the learned thresholds (with their calibration settings)
 # Usage: bench/learned_thresholds_table.sh [MODEL] [TARGETS...]   (default deit_tiny_patch16_224 0.75 0.6 0.5)
 # Every calibration + eval is a line below; DISTILL="0 1" (default) runs both task losses, METHODS="ltmp ltp".
+# EVAL_THREADS=1 runs the evals single-threaded: on a 2-core machine shared with another busy process the
+# 2-thread OpenMP evals slowed ~10x (spinning threads); the committed table's matched eval used 1 thread.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cli=${MERGESCOPE_CLI:-./build-ltmp/app/mergescope-cli}
@@ -42,7 +44,7 @@ for f in "$dir"/*_t*.json; do
   m=$(basename "$f" | cut -d_ -f1)
   specs+=(--method "$m:thresholds=$f")
 done
-$cli eval --model "$model" --images "$data" --offset 250 "${specs[@]}" 2>>"$log" | tee "$dir/eval_learned.txt"
+$cli eval --model "$model" --images "$data" --offset 250 ${EVAL_THREADS:+--threads $EVAL_THREADS} "${specs[@]}" 2>>"$log" | tee "$dir/eval_learned.txt"
 
 # 3. ToMe and PiToMe matched to each learned row's measured GMACs, on the same 250 images.
 matched=()
@@ -58,7 +60,7 @@ done < "$dir/eval_learned.txt"
 mv "$dir/matches.txt.tmp" "$dir/matches.txt"
 uniq_specs=()
 for s in $(printf '%s\n' "${matched[@]}" | sort -u); do uniq_specs+=(--method "$s"); done
-$cli eval --model "$model" --images "$data" --offset 250 "${uniq_specs[@]}" 2>>"$log" | tee "$dir/eval_matched.txt"
+$cli eval --model "$model" --images "$data" --offset 250 ${EVAL_THREADS:+--threads $EVAL_THREADS} "${uniq_specs[@]}" 2>>"$log" | tee "$dir/eval_matched.txt"
 
 # 4. Table.
 python3 - "$dir" "$csv" "$out/learned_thresholds.md" "$model" <<'PY'

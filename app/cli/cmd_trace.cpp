@@ -63,6 +63,7 @@ int cmd_trace(const std::vector<std::string>& argv) {
     for (float e : lt.energy) energy.push_back(std::isnan(e) ? nlohmann::json(nullptr) : nlohmann::json(e));
     l["energy"] = energy;
     if (!lt.note.empty()) l["note"] = lt.note;
+    l["pruned"] = lt.pruned;  // original tokens this block pruned (ltp/ltmp), not merged
     if (opts.trace_keys) {
       l["key_dim"] = lt.key_dim;
       l["keys"] = lt.keys;
