@@ -47,34 +47,43 @@ int cmd_bench(const std::vector<std::string>& argv) {
   const at::Tensor input = at::randn({batch, 3, c.img_size, c.img_size}, at::detail::createCPUGenerator(1));
 
   std::vector<BenchRow> rows;
-  // "reducer" and "attention" are shares of the time inside the blocks (attention: LayerNorm, qkv, softmax, proj).
+  std::vector<std::unique_ptr<Reducer>> reducers;
+  std::vector<double> attention_share(specs.size(), 0.0);
   for (const auto& spec : specs) {
-    BenchRow row{spec, {}, {}, {}, 0};
-    auto reducer = reducer_for(spec);
-    // Without --method the plain forward is timed (the engine's no-reduction path, no bookkeeping).
-    double attention_share = 0;
-    auto once = [&] {
-      if (!with_methods) return model->forward(input), 0.0;
-      const RunResult r = run(*model, input, reducer.get());
-      row.gmacs = model_cost(c, r.tokens_per_layer, reducer.get()).gmacs();
-      attention_share = r.attention_seconds / r.block_seconds;
-      return r.reducer_seconds / r.block_seconds;
-    };
-    for (int i = 0; i < warmup; ++i) once();
-    for (int i = 0; i < repeat; ++i) {
-      const auto t0 = std::chrono::steady_clock::now();
-      const double share = once();
-      row.ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-      row.reducer_share.push_back(share);
-      row.attention_share.push_back(attention_share);
-    }
-    if (!with_methods) row.gmacs = model_cost(c, {}, nullptr).gmacs();
-    rows.push_back(std::move(row));
+    rows.push_back(BenchRow{spec, {}, {}, {}, 0});
+    reducers.push_back(reducer_for(spec));
   }
+  // "reducer" and "attention" are shares of the time inside the blocks (attention: LayerNorm, qkv, softmax, proj).
+  // Without --method the plain forward is timed (the engine's no-reduction path, no bookkeeping).
+  auto once = [&](size_t m) {
+    if (!with_methods) return model->forward(input), 0.0;
+    const RunResult r = run(*model, input, reducers[m].get());
+    rows[m].gmacs = model_cost(c, r.tokens_per_layer, reducers[m].get()).gmacs();
+    attention_share[m] = r.attention_seconds / r.block_seconds;
+    return r.reducer_seconds / r.block_seconds;
+  };
+  // Methods take turns within every round, so a machine that gets slower or faster during the run (shared
+  // cores) moves all of them alike; speed-ups are medians of per-round ratios.
+  for (int i = 0; i < warmup; ++i)
+    for (size_t m = 0; m < rows.size(); ++m) once(m);
+  for (int i = 0; i < repeat; ++i) {
+    for (size_t m = 0; m < rows.size(); ++m) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const double share = once(m);
+      rows[m].ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+      rows[m].reducer_share.push_back(share);
+      rows[m].attention_share.push_back(attention_share[m]);
+    }
+  }
+  if (!with_methods) rows.front().gmacs = model_cost(c, {}, nullptr).gmacs();
+  auto speedup = [&](const BenchRow& row) {
+    std::vector<double> ratios;
+    for (size_t i = 0; i < row.ms.size(); ++i) ratios.push_back(rows.front().ms[i] / row.ms[i]);
+    return median(ratios);
+  };
 
-  const double base_ips = 1000.0 * batch / median(rows.front().ms);
   if (!args.flag("json"))
-    std::printf("%s  batch %d  threads %d  %d runs after %d warm-up\n%-28s %8s %11s %10s %9s %9s %9s\n", model->source().c_str(),
+    std::printf("%s  batch %d  threads %d  %d interleaved rounds after %d warm-up\n%-28s %8s %11s %10s %9s %9s %9s\n", model->source().c_str(),
                 batch, at::get_num_threads(), repeat, warmup, "method", "GMACs", "median ms", "images/s", "speed-up",
                 "reducer", "attention");
   for (const auto& row : rows) {
@@ -85,10 +94,10 @@ int cmd_bench(const std::vector<std::string>& argv) {
                   "\"gmacs\": %.4f, \"median_ms\": %.3f, \"min_ms\": %.3f, \"max_ms\": %.3f, \"images_per_s\": %.2f, "
                   "\"speedup\": %.3f, \"reducer_share\": %.4f, \"attention_share\": %.4f}\n",
                   c.architecture.c_str(), row.spec.c_str(), batch, at::get_num_threads(), row.gmacs, med, *mn, *mx, ips,
-                  ips / base_ips, median(row.reducer_share), median(row.attention_share));
+                  speedup(row), median(row.reducer_share), median(row.attention_share));
     } else {
       std::printf("%-28s %8.3f %11.2f %10.2f %8.2fx %8.1f%% %8.1f%%\n", row.spec.c_str(), row.gmacs, med, ips,
-                  ips / base_ips, 100.0 * median(row.reducer_share), 100.0 * median(row.attention_share));
+                  speedup(row), 100.0 * median(row.reducer_share), 100.0 * median(row.attention_share));
     }
   }
   return 0;

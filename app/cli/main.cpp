@@ -19,7 +19,7 @@ const char* kUsage =
     "  eval --model M --images DIR [--batch B] [--csv F] [--json F] [--offset N] [--limit N]\n"
     "                                                    top-1/top-5 over images named <wnid>_*.JPEG\n"
     "  bench --model M | --random-weights ARCH [--batch B] [--warmup W] [--repeat R] [--json]\n"
-    "                                                    images/s, median of R timed runs after W warm-ups\n"
+    "                                                    images/s: methods take turns in R timed rounds after W warm-ups; medians\n"
     "  trace --model M --method SPEC IMAGE --out F.json [--keys]\n"
     "                                                    per-layer tokens, clusters, sizes, PiToMe energies\n"
     "  spectrum --model M --method SPEC [--method ...] IMAGE|DIR --out DIR [--kernel one-minus-cos|clipped-cos|gaussian]\n"
