@@ -91,7 +91,7 @@ Figure eigenvalue_figure(const AppState& s) {
       f.lines.push_back(o);
       original_done = true;
     }
-    if (s.layer >= static_cast<int>(r.eig_lifted.size())) continue;
+    if (s.layer >= static_cast<int>(r.eig_lifted.size()) || r.eig_lifted[s.layer].empty()) continue;  // pruned
     Series line;
     line.label = label_of(s, static_cast<int>(i));
     line.color = pane_color(s, static_cast<int>(i));

@@ -105,7 +105,10 @@ void pane_facts(const AppState& s, const Pane& pane, const PaneResult* baseline)
   if (l >= 0) {
     ImGui::Text("%d tokens after block %d", r.tokens_per_layer[l], l + 1);
     ImGui::SameLine();
-    if (l < static_cast<int>(r.spectral_distance.size())) ImGui::TextDisabled(" SD %.3f", r.spectral_distance[l]);
+    if (l < static_cast<int>(r.spectral_distance.size())) {
+      if (std::isfinite(r.spectral_distance[l])) ImGui::TextDisabled(" SD %.3f", r.spectral_distance[l]);
+      else ImGui::TextDisabled(" SD n/a (tokens pruned)");
+    }
   }
   if (baseline && baseline->gmacs > 0)
     ImGui::Text("%.3f GMACs (%.0f%% of none)", r.gmacs, 100 * r.gmacs / baseline->gmacs);

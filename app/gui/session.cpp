@@ -18,6 +18,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <dirent.h>
 #include <optional>
 
@@ -69,11 +70,16 @@ void spectral_check(PaneResult& r) {
   r.eig_original.assign(original.data(), original.data() + original.size());
   for (const LayerTrace& lt : tr.layers) {
     std::vector<int> ids(n);
-    // A pruned token (-1) leaves the graph's partition as a group of its own: the lifted graph keeps it.
-    int next_free = static_cast<int>(lt.sizes.size());
+    bool pruned = false;
     for (int i = 0; i < n; ++i) {
-      const int c = lt.cluster_of_token[prefix + i];
-      ids[i] = c >= 0 ? c : next_free++;
+      ids[i] = lt.cluster_of_token[prefix + i];
+      pruned |= ids[i] < 0;
+    }
+    // Pruning removes nodes: the coarsening/lifting of Theorem 1 does not describe it, so no SD is claimed.
+    if (pruned) {
+      r.eig_lifted.emplace_back();
+      r.spectral_distance.push_back(std::numeric_limits<double>::quiet_NaN());
+      continue;
     }
     const Partition p = make_partition(ids);
     const Eigen::VectorXd coarse = low_rank_laplacian_spectrum(coarsen_factor(B, p), signs);
