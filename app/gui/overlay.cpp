@@ -1,5 +1,7 @@
 #include "overlay.h"
 
+#include "plot_view.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -21,15 +23,11 @@ int input_token(const ImageTrace& trace, int layer, int t) {
 }  // namespace
 
 std::array<uint8_t, 3> energy_color(float t) {
-  // A perceptually ordered dark-blue -> teal -> yellow ramp (anchors chosen by eye for this app).
-  static const float anchors[5][3] = {{38, 28, 92}, {44, 92, 142}, {34, 150, 130}, {120, 200, 80}, {250, 230, 40}};
+  // The energy plot's colour map, so that the overlay and the heatmap read alike.
   if (!(t >= 0)) t = 0;  // NaN too
-  t = std::min(t, 1.0f) * 4;
-  const int i = std::min(static_cast<int>(t), 3);
-  const float f = t - i;
-  std::array<uint8_t, 3> c{};
-  for (int k = 0; k < 3; ++k) c[k] = static_cast<uint8_t>(std::lround(anchors[i][k] + f * (anchors[i + 1][k] - anchors[i][k])));
-  return c;
+  const ImU32 c = heatmap_color(std::min(t, 1.0f));
+  return {static_cast<uint8_t>(c >> IM_COL32_R_SHIFT), static_cast<uint8_t>(c >> IM_COL32_G_SHIFT),
+          static_cast<uint8_t>(c >> IM_COL32_B_SHIFT)};
 }
 
 std::array<uint8_t, 3> palette_color(int index) {

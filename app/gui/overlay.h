@@ -56,7 +56,7 @@ OverlayInputs make_overlay_inputs(const LoadedImage& image, const ModelSummary& 
 RgbImage render_overlay_cpu(const RgbImage& original, const OverlayInputs& in, const OverlayStyle& style);
 
 // Colours the overlay uses, for legends.
-std::array<uint8_t, 3> energy_color(float t);  // t in [0, 1]: low -> high energy
+std::array<uint8_t, 3> energy_color(float t);  // t in [0, 1]: low -> high energy (the heatmap plot's map)
 struct ProtectedColors {
   static constexpr std::array<uint8_t, 3> kept{0, 158, 115};         // never merged (protected so far)
   static constexpr std::array<uint8_t, 3> merged_before{86, 180, 233};  // group formed in an earlier block
