@@ -175,8 +175,11 @@ void App::handle(const Request& r) {
         if (!session) {
           // The model is still loading (or failed): check the file now, let the model load open it.
           load_image(path);
-          std::lock_guard<std::mutex> lock(backend->mutex);
-          backend->image_path = path;
+          {
+            std::lock_guard<std::mutex> lock(backend->mutex);
+            backend->image_path = path;
+          }
+          ctx.post([this, path] { state_.post(false, path + ": opens once a model is loaded"); });
           return;
         }
         auto image = session->open_image(path);
