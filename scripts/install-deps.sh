@@ -8,7 +8,7 @@ PACKAGES=(
   libtorch-dev libopenblas0-openmp
   libeigen3-dev libspectra-dev libstb-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  libimgui-dev libglfw3-dev libepoxy-dev libfreetype-dev
+  libimgui-dev libglfw3-dev libepoxy-dev libfreetype-dev libgl-dev libopengl-dev
   xvfb xauth libgl1-mesa-dri mesa-utils fonts-dejavu-core
   python3-torch python3-torchvision python3-pil python3-numpy
 )
