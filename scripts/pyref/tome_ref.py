@@ -209,15 +209,7 @@ def cmd_bench(a):
         model, cfg = vit_ref.load_model(a.model)
     if a.r > 0:
         apply_tome(model, a.r, prop_attn=not a.no_prop_attn)
-    size = cfg["pretrained_cfg"]["input_size"]
-    x = torch.randn(a.batch, *size, generator=torch.Generator().manual_seed(0))
-    times = []
-    with torch.inference_mode():
-        for i in range(a.warmup + a.repeat):
-            t = time.perf_counter()
-            model(x)
-            if i >= a.warmup:
-                times.append(time.perf_counter() - t)
+    times = vit_ref.time_forward(model, cfg, a.batch, a.warmup, a.repeat)
     med_ms = 1000.0 * statistics.median(times)
     name = a.random_weights or os.path.basename(os.path.normpath(a.model))
     print(json.dumps({"engine": "pytorch-eager", "model": name,
@@ -246,7 +238,7 @@ def cmd_parts(a):
     model, _ = vit_ref.random_model(a.random_weights)
     blk = model.blocks[0]
     at, H = blk.attn, blk.attn.num_heads
-    rows, totals = {}, {}
+    rows = {}
     with torch.inference_mode():
         for n in a.tokens:
             B, C = a.batch, model.pos_embed.shape[-1]

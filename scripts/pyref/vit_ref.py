@@ -318,21 +318,27 @@ def cmd_preprocess(a):
     return 0
 
 
+def time_forward(model, cfg, batch, warmup, repeat):
+    """Seconds of each timed forward on a fixed random batch, after `warmup` untimed ones."""
+    size = cfg["pretrained_cfg"]["input_size"]
+    x = torch.randn(batch, *size, generator=torch.Generator().manual_seed(0))
+    times = []
+    with torch.inference_mode():
+        for i in range(warmup + repeat):
+            t = time.perf_counter()
+            model(x)
+            if i >= warmup:
+                times.append(time.perf_counter() - t)
+    return times
+
+
 def cmd_bench(a):
     torch.set_num_threads(a.threads)
     if a.random_weights:
         model, cfg = random_model(a.random_weights)
     else:
         model, cfg = load_model(a.model)
-    size = cfg["pretrained_cfg"]["input_size"]
-    x = torch.randn(a.batch, *size, generator=torch.Generator().manual_seed(0))
-    times = []
-    with torch.inference_mode():
-        for i in range(a.warmup + a.repeat):
-            t = time.perf_counter()
-            model(x)
-            if i >= a.warmup:
-                times.append(time.perf_counter() - t)
+    times = time_forward(model, cfg, a.batch, a.warmup, a.repeat)
     med_ms = 1000.0 * statistics.median(times)
     name = a.random_weights or os.path.basename(os.path.normpath(a.model))
     print(json.dumps({"engine": "pytorch-eager", "model": name,
