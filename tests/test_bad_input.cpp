@@ -4,7 +4,7 @@
 // line classifies good files in every supported encoding.
 //
 // Fixtures: tests/fixtures/make_bad_inputs.py (PIL) writes the image variants to <fixtures>/bad; truncations,
-// the 12-bit patch and the broken checkpoints are made here in a mkdtemp folder.
+// the 12-bit patch and the broken checkpoints are made here in a temporary folder.
 #include "error.h"
 #include "safetensors.h"
 #include "test_util.h"
@@ -103,9 +103,7 @@ std::map<std::string, ClassifyBlock> parse_classify(const std::string& out) {
 class BadInput : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    char name[] = "/tmp/ms_bad_input_XXXXXX";
-    ASSERT_NE(mkdtemp(name), nullptr);
-    tmp_ = name;
+    tmp_ = test::make_temp_dir("ms_bad_input_");
     bad_ = test::fixtures_dir() + "/bad";
   }
   static void TearDownTestSuite() {

@@ -2,6 +2,7 @@
 // hostile file can have is an ms::Error whose one-line message names the file and the problem.
 #include "error.h"
 #include "safetensors.h"
+#include "test_util.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
@@ -24,9 +25,7 @@ namespace fs = std::filesystem;
 class SafetensorsTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    char name[] = "/tmp/ms_safetensors_XXXXXX";
-    ASSERT_NE(mkdtemp(name), nullptr);
-    dir_ = name;
+    dir_ = ms::test::make_temp_dir("ms_safetensors_");
   }
   static void TearDownTestSuite() {
     std::error_code ec;
