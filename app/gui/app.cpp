@@ -415,8 +415,6 @@ void App::render_overlays() {
     style.highlight = highlight_group(static_cast<int>(i));
     renderer_->render(in, style, targets_[i]);
     p.texture = targets_[i].texture;
-    p.texture_width = targets_[i].width;
-    p.texture_height = targets_[i].height;
   }
   glFinish();  // so that the latency below includes the GPU's work
   const double t1 = clock_seconds();
@@ -424,7 +422,7 @@ void App::render_overlays() {
   state_.last_overlay_cpu_ms = 1000 * cpu_seconds;
   for (Pane& p : state_.panes)
     if (p.fresh) {
-      latencies_.push_back({"method", 1000 * (t1 - p.requested_at)});
+      method_latencies_ms_.push_back(1000 * (t1 - p.requested_at));
       p.fresh = false;
     }
   state_.overlay_dirty = false;

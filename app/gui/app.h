@@ -26,12 +26,6 @@ struct AppOptions {
   std::string export_dir = "mergescope-export";
 };
 
-// Latency of one interaction: from the change to the overlay drawn (GPU finished).
-struct LatencySample {
-  std::string what;  // "layer" or "method"
-  double ms = 0;
-};
-
 class App {
  public:
   explicit App(const AppOptions& options);  // needs a current GL context
@@ -54,7 +48,8 @@ class App {
   // A files dropped on the window (or given on the command line): images open, model folders load.
   void open_path(const std::string& path);
 
-  std::vector<LatencySample>& latencies() { return latencies_; }
+  // Per method change: ms from the request to its overlay drawn (GL finished).
+  const std::vector<double>& method_latencies_ms() const { return method_latencies_ms_; }
 
  private:
   struct Backend;  // worker-side: the current session and image
@@ -74,7 +69,7 @@ class App {
   std::vector<uint64_t> pane_ids_;      // parallel to state_.panes
   uint64_t next_pane_id_ = 1;
   bool image_uploaded_ = false;
-  std::vector<LatencySample> latencies_;
+  std::vector<double> method_latencies_ms_;
 };
 
 }  // namespace ms::gui

@@ -45,6 +45,22 @@ int group_of_patch(const PaneResult& result, int layer, int patch) {
   return t < c.size() ? c[t] : -1;
 }
 
+int input_token(const ImageTrace& trace, int layer, int t) {
+  return layer == 0 ? t : trace.layers[layer - 1].cluster_of_token[t];
+}
+
+std::vector<float> patch_energies(const PaneResult& result, int layer, int grid) {
+  std::vector<float> out(static_cast<size_t>(grid) * grid, NAN);
+  const ImageTrace& tr = result.trace;
+  if (layer < 0 || layer >= static_cast<int>(tr.layers.size())) return out;
+  const std::vector<float>& energy = tr.layers[layer].energy;
+  for (int p = 0; p < grid * grid; ++p) {
+    const int tok = input_token(tr, layer, tr.prefix_tokens + p);
+    if (tok >= 0 && tok < static_cast<int>(energy.size())) out[p] = energy[tok];
+  }
+  return out;
+}
+
 GroupInfo group_info(const PaneResult& result, int layer, int patch, int pinned_patch) {
   GroupInfo info;
   const auto& layers = result.trace.layers;
@@ -64,13 +80,13 @@ GroupInfo group_info(const PaneResult& result, int layer, int patch, int pinned_
       info.formed_layer = l;
     }
   }
-  const int in_token = layer == 0 ? t : layers[layer - 1].cluster_of_token[t];
+  const int in_token = input_token(result.trace, layer, t);
   if (in_token >= 0 && in_token < static_cast<int>(lt.energy.size()) && std::isfinite(lt.energy[in_token])) {
     info.energy = lt.energy[in_token];
     info.has_energy = true;
   }
   if (pinned_patch >= 0 && lt.key_dim > 0) {
-    const int other = layer == 0 ? prefix + pinned_patch : layers[layer - 1].cluster_of_token[prefix + pinned_patch];
+    const int other = input_token(result.trace, layer, prefix + pinned_patch);
     const int n = static_cast<int>(lt.keys.size()) / lt.key_dim;
     if (in_token >= 0 && other >= 0 && in_token < n && other < n) {
       const float* a = &lt.keys[static_cast<size_t>(in_token) * lt.key_dim];

@@ -64,7 +64,6 @@ struct Pane {
   bool running = false;
   uint64_t generation = 0;            // results of older requests are dropped
   uintptr_t texture = 0;              // overlay texture (GL name) for ImGui::Image; 0: none yet
-  int texture_width = 0, texture_height = 0;
   double requested_at = 0;            // clock when the current request was made (latency timing)
   bool fresh = false;                 // a new result arrived and is not on screen yet
   std::array<float, 4> image_rect{};  // where the panel drew the image last frame (x0, y0, x1, y1), screen px
@@ -172,6 +171,12 @@ const std::vector<std::pair<std::string, std::string>>& method_presets();
 
 // Which group of `result`'s partition after block `layer` holds patch `patch` (row-major), -1 if pruned.
 int group_of_patch(const PaneResult& result, int layer, int patch);
+
+// The token of block `layer`'s input that holds original token t (block 0's input is the original order).
+int input_token(const ImageTrace& trace, int layer, int t);
+
+// PiToMe energy of every patch's token at block `layer`'s input (grid*grid, NaN where none).
+std::vector<float> patch_energies(const PaneResult& result, int layer, int grid);
 
 // Facts about a patch's group for the tooltip.
 struct GroupInfo {

@@ -118,18 +118,9 @@ Figure eigenvalue_figure(const AppState& s) {
 }
 
 std::vector<float> energy_map(const AppState& s, int pane) {
-  const int G = s.model.grid;
-  std::vector<float> out(static_cast<size_t>(G) * G, NAN);
-  if (pane < 0 || pane >= static_cast<int>(s.panes.size()) || !s.panes[pane].result) return out;
-  const ImageTrace& tr = s.panes[pane].result->trace;
-  if (s.layer >= static_cast<int>(tr.layers.size())) return out;
-  const LayerTrace& lt = tr.layers[s.layer];
-  for (int p = 0; p < G * G; ++p) {
-    const int t = tr.prefix_tokens + p;
-    const int tok = s.layer == 0 ? t : tr.layers[s.layer - 1].cluster_of_token[t];
-    if (tok >= 0 && tok < static_cast<int>(lt.energy.size())) out[p] = lt.energy[tok];
-  }
-  return out;
+  if (pane < 0 || pane >= static_cast<int>(s.panes.size()) || !s.panes[pane].result)
+    return std::vector<float>(static_cast<size_t>(s.model.grid) * s.model.grid, NAN);
+  return patch_energies(*s.panes[pane].result, s.layer, s.model.grid);
 }
 
 Figure energy_histogram_figure(const AppState& s) {

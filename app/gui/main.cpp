@@ -251,7 +251,7 @@ int main(int argc, char** argv) {
           bench.layer_cpu_ms.push_back(s.last_overlay_cpu_ms);
           ++bench.step;
         } else if (bench.step - 2 * s.depth() < static_cast<int>(bench.methods.size())) {
-          if (bench.method_seen == 0) bench.method_seen = app->latencies().size();
+          if (bench.method_seen == 0) bench.method_seen = app->method_latencies_ms().size();
           const int k = bench.step - 2 * s.depth();
           s.request(gui::RequestKind::SetMethod, k % static_cast<int>(s.panes.size()), bench.methods[k]);
           ++bench.step;
@@ -324,8 +324,8 @@ int main(int argc, char** argv) {
         const bool done = bench.step >= 2 * s.depth() + static_cast<int>(bench.methods.size()) && app->idle() &&
                           !running && s.depth() > 0;
         if (done || give_up) {
-          for (size_t i = bench.method_seen; i < app->latencies().size(); ++i)
-            bench.method_ms.push_back(app->latencies()[i].ms);
+          const auto& latencies = app->method_latencies_ms();
+          bench.method_ms.assign(latencies.begin() + static_cast<std::ptrdiff_t>(bench.method_seen), latencies.end());
           std::FILE* f = std::fopen(bench.out.c_str(), "w");
           if (!f) {
             std::fprintf(stderr, "mergescope: %s: cannot open for writing\n", bench.out.c_str());

@@ -15,11 +15,6 @@ namespace {
 // The same rounding as blend() in shaders/overlay.frag.
 inline int blend(int a, int b, int t) { return (a * (255 - t) + b * t + 127) / 255; }
 
-// Input token of block `layer` holding original token t (block 0's input is the original order).
-int input_token(const ImageTrace& trace, int layer, int t) {
-  return layer == 0 ? t : trace.layers[layer - 1].cluster_of_token[t];
-}
-
 }  // namespace
 
 std::array<uint8_t, 3> energy_color(float t) {
@@ -140,9 +135,9 @@ void set_partition(OverlayInputs& in, const PaneResult* result, int layer, FillM
       float lo = std::numeric_limits<float>::infinity(), hi = -lo;
       for (float e : lt.energy)
         if (std::isfinite(e)) lo = std::min(lo, e), hi = std::max(hi, e);
+      const std::vector<float> energy = patch_energies(*result, layer, G);
       for (int p = 0; p < P; ++p) {
-        const int tok = input_token(tr, layer, prefix + p);
-        const float e = tok >= 0 && tok < static_cast<int>(lt.energy.size()) ? lt.energy[tok] : NAN;
+        const float e = energy[p];
         if (!std::isfinite(e)) put(p, ProtectedColors::pruned, 230);
         else put(p, energy_color(hi > lo ? (e - lo) / (hi - lo) : 0.5f), 255);
       }
