@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <cmath>
 
 namespace ms {
@@ -233,10 +234,13 @@ void attention_core_cpu(const at::Tensor& qkv_flat, const at::Tensor* log_size, 
       const float* k = q + C;
       const float* v = q + 2 * C;
       float* S = probs_all ? probs_all + s * N * N : scratch.data();
-      // Column-major BLAS on row-major data: S^T = K Q^T, i.e. S = scale * Q K^T row-major.
-      blas_sgemm(true, false, N, N, D, static_cast<float>(scale), k, 3 * C, q, 3 * C, 0.0f, S, N);
+      // Column-major BLAS on row-major data: S^T = K Q^T, i.e. S = scale * Q K^T row-major. With
+      // proportional attention every row starts as the keys' log sizes and the product is added (beta 1):
+      // the same sums as adding them afterwards, without a second pass and an ATen call per slice.
+      if (ls)
+        for (int64_t i = 0; i < N; ++i) std::copy(ls + b * N, ls + (b + 1) * N, S + i * N);
+      blas_sgemm(true, false, N, N, D, static_cast<float>(scale), k, 3 * C, q, 3 * C, ls ? 1.0f : 0.0f, S, N);
       at::Tensor scores = at::from_blob(S, {N, N}, at::TensorOptions().dtype(at::kFloat));
-      if (ls) scores.add_(at::from_blob(const_cast<float*>(ls + b * N), {1, N}, at::TensorOptions().dtype(at::kFloat)));
       at::_softmax_out(scores, scores, -1, false);
       // out rows (b, n), columns h*D..: O^T = V^T P^T
       blas_sgemm(false, false, D, N, N, 1.0f, v, 3 * C, S, N, 0.0f, o + b * N * C + h * D, C);
