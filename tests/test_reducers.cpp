@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <tuple>
 #include <unistd.h>
@@ -432,6 +433,33 @@ TEST(ApplyPlan, MinusOneDropsToken) {
   EXPECT_EQ(size[0][3].item<float>(), 7.f);
 }
 
+// The CPU fast path against sum(size * x) / sum(size) written with ATen's scatter_add on random plans:
+// many-to-one slots, single-contributor slots and pruned tokens in every image.
+TEST(ApplyPlan, CpuPathMatchesScatterAddReference) {
+  at::manual_seed(7);
+  const int64_t B = 3, N = 40, C = 17, T = 15;
+  const auto i64 = at::TensorOptions().dtype(at::kLong);
+  for (int trial = 0; trial < 5; ++trial) {
+    const at::Tensor x = at::randn({B, N, C});
+    const at::Tensor size = at::rand({B, N}) * 4 + 1;
+    // Every slot gets token t = slot; the rest land anywhere, or are pruned (-1).
+    at::Tensor dest = at::randint(-1, T, {B, N}, i64);
+    dest.slice(1, 0, T).copy_(at::arange(T, i64).expand({B, T}));
+    dest = dest.index_select(1, at::randperm(N, i64));
+    const auto [nx, ns] = apply_plan(x, size, dest, T);
+
+    const at::Tensor index = at::where(dest < 0, at::full({}, T, i64), dest);
+    at::Tensor want_s = at::zeros({B, T + 1}).scatter_add_(1, index, size).slice(1, 0, T);
+    at::Tensor want_x = at::zeros({B, T + 1, C})
+                            .scatter_add_(1, index.unsqueeze(2).expand({B, N, C}), x * size.unsqueeze(2))
+                            .slice(1, 0, T) /
+                        want_s.unsqueeze(2);
+    EXPECT_TRUE(at::allclose(ns, want_s, 1e-6, 0)) << "trial " << trial;
+    EXPECT_TRUE(at::allclose(nx, want_x, 1e-6, 1e-6)) << "trial " << trial << " max diff "
+                                                      << (nx - want_x).abs().max().item<float>();
+  }
+}
+
 TEST(ApplyPlan, IdentityPlanKeepsTokens) {
   const at::Tensor x = at::randn({2, 6, 4});
   const at::Tensor size = at::rand({2, 6}) + 1;
@@ -585,6 +613,33 @@ TEST(Cli, TraceJson) {
     EXPECT_TRUE(layer["energy"][0].is_null()) << "CLS energy should be null (NaN)";
     for (size_t i = 1; i < layer["energy"].size(); ++i) ASSERT_TRUE(layer["energy"][i].is_number()) << i;
     tokens_in = tokens;
+  }
+}
+
+// bench --json: one object per method; speed-ups are against the first row (none) and the MAC ratio is
+// that row's GMACs over this row's, both from the cost model for the token counts the run produced.
+TEST(Cli, BenchJsonRows) {
+  const auto r = test::run_command(test::cli_path() +
+                                   " bench --random-weights deit_tiny_patch16_224 --batch 2 --warmup 0 --repeat 1 --json"
+                                   " --method tome:r=13");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::istringstream lines(r.out);
+  std::vector<nlohmann::json> rows;
+  for (std::string line; std::getline(lines, line);)
+    if (!line.empty() && line[0] == '{') rows.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(rows.size(), 2u) << r.out;
+  EXPECT_EQ(rows[0]["method"], "none");
+  EXPECT_EQ(rows[1]["method"], "tome:r=13");
+  EXPECT_DOUBLE_EQ(rows[0]["speedup"].get<double>(), 1.0);
+  EXPECT_DOUBLE_EQ(rows[0]["mac_ratio"].get<double>(), 1.0);
+  const VitConfig c = config_from_arch_name("deit_tiny_patch16_224");
+  const auto tome = make_reducer("tome:r=13");
+  const double want = model_cost(c, {}, nullptr).gmacs() / model_cost(c, predicted_tokens(c, *tome), tome.get()).gmacs();
+  EXPECT_NEAR(rows[1]["mac_ratio"].get<double>(), want, 1e-3);
+  EXPECT_GT(rows[1]["speedup"].get<double>(), 0.0);
+  for (const auto& row : rows) {
+    EXPECT_GE(row["reducer_share"].get<double>(), 0.0);
+    EXPECT_LT(row["reducer_share"].get<double>(), 1.0);
   }
 }
 
