@@ -100,7 +100,8 @@ int run(int argc, char** argv) {
     full += median(block_ms[{N0, N0}]);
     reduced += median(block_ms[{l == 0 ? N0 : after[l - 1], after[l]}]);
   }
-  const double mac_ratio = ms::model_cost(c, {}, nullptr).gmacs() / ms::model_cost(c, after, reducer.get()).gmacs();
+  const double none_gmacs = ms::model_cost(c, {}, nullptr).gmacs();
+  const double mac_ratio = none_gmacs / ms::model_cost(c, after, reducer.get()).gmacs();
   std::printf("%s  %s  batch %lld  threads %d  %d rounds\n", arch.c_str(), reducer->spec().c_str(),
               static_cast<long long>(B), at::get_num_threads(), rounds);
   std::printf("blocks alone (attention + MLP at the method's token counts, no reducer):\n");
@@ -108,10 +109,9 @@ int run(int argc, char** argv) {
   std::printf("real forwards: none %.0f ms (blocks %.0f), %s %.0f ms (blocks %.0f, of which reducer %.0f)\n",
               median(none_ms), median(none_blocks), reducer->spec().c_str(), median(method_ms), median(method_blocks),
               median(reducer_ms));
-  const double none_gmacs = ms::model_cost(c, {}, nullptr).gmacs() * static_cast<double>(B);
   const double gemm_gmacs = 1e-9 * static_cast<double>(B * N0) * c.embed_dim * hidden;
   std::printf("rates: unreduced forward %.1f GMAC/s; one GEMM [%lld x %lld] x [%lld x %lld] %.1f GMAC/s\n",
-              none_gmacs / (median(none_ms) / 1000.0), static_cast<long long>(B * N0), static_cast<long long>(c.embed_dim),
+              none_gmacs * static_cast<double>(B) / (median(none_ms) / 1000.0), static_cast<long long>(B * N0), static_cast<long long>(c.embed_dim),
               static_cast<long long>(c.embed_dim), static_cast<long long>(hidden), gemm_gmacs / (median(gemm_ms) / 1000.0));
   std::vector<double> ratios;
   for (int r = 0; r < rounds; ++r) ratios.push_back(none_ms[r] / method_ms[r]);
