@@ -82,10 +82,8 @@ std::pair<at::Tensor, at::Tensor> apply_plan_cpu(const at::Tensor& x_in, const a
 
 }  // namespace
 
-std::pair<at::Tensor, at::Tensor> apply_plan(const at::Tensor& x, const at::Tensor& size, const at::Tensor& dest,
-                                             int64_t tokens) {
-  if (x.is_cpu() && x.scalar_type() == at::kFloat && size.scalar_type() == at::kFloat)
-    return apply_plan_cpu(x, size, dest.to(at::kLong), tokens);
+std::pair<at::Tensor, at::Tensor> apply_plan_aten(const at::Tensor& x, const at::Tensor& size, const at::Tensor& dest,
+                                                  int64_t tokens) {
   const int64_t B = x.size(0), C = x.size(2);
   // Pruned tokens (slot -1) go to a scratch slot that is cut off afterwards.
   const at::Tensor index = at::where(dest < 0, at::full({}, tokens, dest.options()), dest);
@@ -95,6 +93,13 @@ std::pair<at::Tensor, at::Tensor> apply_plan(const at::Tensor& x, const at::Tens
                          .scatter_add_(1, index.unsqueeze(2).expand({B, index.size(1), C}), x * size.unsqueeze(2));
   new_size = new_size.slice(1, 0, tokens);
   return {new_x.slice(1, 0, tokens) / new_size.unsqueeze(2), new_size};
+}
+
+std::pair<at::Tensor, at::Tensor> apply_plan(const at::Tensor& x, const at::Tensor& size, const at::Tensor& dest,
+                                             int64_t tokens) {
+  if (x.is_cpu() && x.scalar_type() == at::kFloat && size.scalar_type() == at::kFloat)
+    return apply_plan_cpu(x, size, dest.to(at::kLong), tokens);
+  return apply_plan_aten(x, size, dest, tokens);
 }
 
 at::Tensor reference_energy(const at::Tensor& keys_mean, int prefix_tokens, int layer, int depth) {

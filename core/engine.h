@@ -37,6 +37,9 @@ RunResult run(const Model& model, const at::Tensor& images, Reducer* reducer, co
 // Tokens whose slot is -1 are dropped.
 std::pair<at::Tensor, at::Tensor> apply_plan(const at::Tensor& x, const at::Tensor& size, const at::Tensor& dest,
                                              int64_t tokens);
+// The same with ATen scatter_add on any device: what apply_plan runs off the CPU fast path (also its test reference).
+std::pair<at::Tensor, at::Tensor> apply_plan_aten(const at::Tensor& x, const at::Tensor& size, const at::Tensor& dest,
+                                                  int64_t tokens);
 
 // PiToMe-code energy of every token (CLS/prefix: NaN) for the trace of methods that don't compute it.
 at::Tensor reference_energy(const at::Tensor& keys_mean, int prefix_tokens, int layer, int depth);
