@@ -46,6 +46,10 @@ int run(int argc, char** argv) {
   const std::string arch = argv[1], spec = argv[2];
   const int64_t B = argc > 3 ? std::atoi(argv[3]) : 32;
   const int rounds = argc > 4 ? std::atoi(argv[4]) : 7;
+  if (B < 1 || rounds < 1) {
+    std::fprintf(stderr, "bench_reducer_ceiling: batch and rounds must be positive integers\n");
+    return 2;
+  }
   ms::init_runtime();
   c10::InferenceMode guard;
   const auto model = ms::Model::random(arch, c10::Device(c10::kCPU), 0);
