@@ -5,11 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 images=${1:-../shared/data/imagenet-sample}
+cli=${MERGESCOPE_CLI:-./build/app/mergescope-cli}  # the same variable the tests use for another build
 tmp=$(mktemp -d)
 echo "| model | mergescope top-1 | top-5 | PIL + PyTorch top-1 | top-5 | images whose top-1 differs |"
 echo "|---|---|---|---|---|---|"
 for m in deit_tiny_patch16_224 vit_tiny_patch16_224.augreg_in21k_ft_in1k; do
-  ./build/app/mergescope-cli eval --model "$m" --images "$images" --json "$tmp/cpp.json" >/dev/null 2>&1
+  "$cli" eval --model "$m" --images "$images" --json "$tmp/cpp.json" >/dev/null 2>&1
   /usr/bin/python3 scripts/pyref/vit_ref.py eval --model "../shared/models/$m" --images "$images" \
       --labels ../shared/data/synset_words.txt --json "$tmp/py.json" >/dev/null
   /usr/bin/python3 - "$m" "$tmp/cpp.json" "$tmp/py.json" <<'PY'

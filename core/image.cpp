@@ -6,8 +6,15 @@
 #include <stb_image.h>
 #include <stb_image_write.h>
 
+#include <algorithm>
+#include <csetjmp>
+#include <cstdio>
 #include <cstring>
 #include <memory>
+
+// After <cstdio>: jpeglib.h uses FILE and size_t without declaring them.
+#include <jerror.h>
+#include <jpeglib.h>
 
 namespace ms {
 namespace {
@@ -15,8 +22,10 @@ namespace {
 uint16_t be16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
 uint32_t le32(const uint8_t* p) { return p[0] | p[1] << 8 | p[2] << 16 | static_cast<uint32_t>(p[3]) << 24; }
 
-// Walks the JPEG marker segments (and the entropy-coded data after each SOS) up to EOI. stb_image decodes a
-// truncated file into a partly grey image without complaint and converts CMYK silently; PIL refuses both.
+// Walks the JPEG marker segments (and the entropy-coded data after each SOS) up to EOI, before libjpeg sees
+// the file: a truncated file gets a "truncated" message (libjpeg's memory source would invent an EOI and
+// only warn), and lossless, arithmetic-coded, hierarchical, 12-bit and CMYK/YCCK files get one message
+// naming what mergescope does not support, whatever libjpeg would have made of them.
 void check_jpeg(const uint8_t* d, size_t n, const std::string& path) {
   size_t i = 2;
   bool seen_frame = false;
@@ -79,6 +88,128 @@ void check_bmp(const uint8_t* d, size_t n, const std::string& path) {
   if (need > n) fail(path, "truncated BMP: pixel data needs " + std::to_string(need) + " bytes, file has " + std::to_string(n));
 }
 
+// Pillow's DecompressionBombError threshold (Image.MAX_IMAGE_PIXELS = 89478485, refused above twice that).
+// libjpeg accepts up to 65500 x 65500 pixels, which a 1 kB file can claim: 12.9 GB of RGB.
+constexpr uint64_t kMaxJpegPixels = 2 * 89478485ull;
+
+// libjpeg's default error_exit calls exit(). Ours jumps back into JpegDecompressor, the frame that armed the
+// jump: C++ exceptions must not unwind through libjpeg's C frames, so the ms::Error is thrown only after the
+// jump has left them.
+struct JpegErrors {
+  jpeg_error_mgr mgr;  // first member: libjpeg only sees a jpeg_error_mgr*
+  std::jmp_buf jump;
+  bool truncated = false;
+  char message[JMSG_LENGTH_MAX] = {};
+};
+
+void jpeg_error_exit(j_common_ptr cinfo) {
+  JpegErrors* errors = reinterpret_cast<JpegErrors*>(cinfo->err);
+  cinfo->err->format_message(cinfo, errors->message);
+  std::longjmp(errors->jump, 1);
+}
+
+// Warnings (corrupt entropy data, extraneous bytes before a marker, ...) are ignored and decoding goes on,
+// as in Pillow: its libjpeg error manager prints nothing and never turns a warning into an error (checked
+// with Debian's Pillow 9.4: a scan cut short before EOI, or junk before EOI, decodes). The exception is
+// running out of data, where libjpeg's memory source invents an EOI and warns; Pillow instead runs out of
+// input and refuses the file ("image file is truncated"), so that warning is fatal here.
+void jpeg_emit_message(j_common_ptr cinfo, int msg_level) {
+  if (msg_level >= 0) return;  // trace messages
+  ++cinfo->err->num_warnings;
+  if (cinfo->err->msg_code == JWRN_JPEG_EOF) {
+    reinterpret_cast<JpegErrors*>(cinfo->err)->truncated = true;
+    jpeg_error_exit(cinfo);
+  }
+}
+
+void jpeg_output_message(j_common_ptr) {}  // nothing reaches stderr: errors become one ms::Error line
+
+// One libjpeg decompression. Every libjpeg call happens inside a member function that arms the jump first
+// and returns false when libjpeg fails; those functions keep no C++ objects with destructors in their
+// frame, so the jump never skips a destructor, and after a jump they only return (nothing that changed
+// since setjmp is read again). The destructor frees libjpeg's memory on every path, errors included.
+class JpegDecompressor {
+ public:
+  JpegDecompressor() {
+    cinfo_.err = jpeg_std_error(&errors_.mgr);
+    errors_.mgr.error_exit = jpeg_error_exit;
+    errors_.mgr.emit_message = jpeg_emit_message;
+    errors_.mgr.output_message = jpeg_output_message;
+  }
+  ~JpegDecompressor() { jpeg_destroy_decompress(&cinfo_); }  // a no-op before jpeg_create_decompress
+  JpegDecompressor(const JpegDecompressor&) = delete;
+  JpegDecompressor& operator=(const JpegDecompressor&) = delete;
+
+  // Reads the headers and chooses Pillow's output: 3 components as JCS_RGB, 1 as JCS_GRAYSCALE
+  // (Pillow's "RGB" and "L" raw modes). Pillow leaves libjpeg's defaults alone outside draft mode, so the
+  // IDCT stays JDCT_ISLOW and fancy upsampling stays on; they are set anyway so a library built with other
+  // defaults cannot change the pixels.
+  bool read_header(const uint8_t* data, size_t size) {
+    if (setjmp(errors_.jump)) return false;
+    jpeg_create_decompress(&cinfo_);
+    jpeg_mem_src(&cinfo_, data, size);
+    jpeg_read_header(&cinfo_, TRUE);
+    cinfo_.out_color_space = cinfo_.num_components == 1 ? JCS_GRAYSCALE : JCS_RGB;
+    cinfo_.dct_method = JDCT_ISLOW;
+    cinfo_.do_fancy_upsampling = TRUE;
+    return true;
+  }
+
+  // Decodes into `out`, width * height * output_components() bytes, rows top to bottom.
+  bool decode(uint8_t* out) {
+    if (setjmp(errors_.jump)) return false;
+    jpeg_start_decompress(&cinfo_);
+    const size_t stride = static_cast<size_t>(cinfo_.output_width) * cinfo_.output_components;
+    JSAMPROW rows[16];
+    while (cinfo_.output_scanline < cinfo_.output_height) {
+      const JDIMENSION first = cinfo_.output_scanline;
+      const JDIMENSION count = std::min<JDIMENSION>(16, cinfo_.output_height - first);
+      for (JDIMENSION r = 0; r < count; ++r) rows[r] = out + (first + r) * stride;
+      jpeg_read_scanlines(&cinfo_, rows, count);
+    }
+    jpeg_finish_decompress(&cinfo_);  // reads up to EOI, as Pillow does; may still warn or fail
+    return true;
+  }
+
+  int width() const { return static_cast<int>(cinfo_.image_width); }
+  int height() const { return static_cast<int>(cinfo_.image_height); }
+  int components() const { return cinfo_.num_components; }
+  bool truncated() const { return errors_.truncated; }
+  const char* message() const { return errors_.message; }
+
+ private:
+  jpeg_decompress_struct cinfo_{};  // zeroed, so the destructor is safe whatever point creation reached
+  JpegErrors errors_;
+};
+
+// check_jpeg has already refused what mergescope does not support (CMYK/YCCK, 12-bit, lossless, ...); the
+// component check here only guards against libjpeg reading the frame header differently.
+RgbImage decode_jpeg(const uint8_t* d, size_t n, const std::string& path) {
+  JpegDecompressor jpeg;
+  const auto libjpeg_failure = [&] {
+    fail(path, std::string(jpeg.truncated() ? "truncated JPEG: " : "corrupt JPEG: ") + jpeg.message());
+  };
+  if (!jpeg.read_header(d, n)) libjpeg_failure();
+  if (jpeg.components() != 1 && jpeg.components() != 3)
+    fail(path, "JPEG with " + std::to_string(jpeg.components()) + " components is not supported");
+  const uint64_t pixels = static_cast<uint64_t>(jpeg.width()) * jpeg.height();
+  if (pixels > kMaxJpegPixels)
+    fail(path, std::to_string(jpeg.width()) + "x" + std::to_string(jpeg.height()) + " pixels is over the limit of " +
+                   std::to_string(kMaxJpegPixels) + " pixels (Pillow's decompression-bomb limit)");
+  RgbImage img;
+  img.width = jpeg.width();
+  img.height = jpeg.height();
+  img.pixels.resize(pixels * 3);
+  if (!jpeg.decode(img.pixels.data())) libjpeg_failure();
+  if (jpeg.components() == 1) {
+    // The grey values fill the first third of the buffer. Spreading them to R = G = B from the last pixel
+    // backwards never overwrites one not yet read: pixel i goes to 3i..3i+2, those still unread lie below i.
+    // Pillow's convert("RGB") from "L" is this same replication.
+    for (size_t i = pixels; i-- > 0;) img.pixels[3 * i] = img.pixels[3 * i + 1] = img.pixels[3 * i + 2] = img.pixels[i];
+  }
+  return img;
+}
+
 }  // namespace
 
 RgbImage decode_image(const std::vector<char>& bytes, const std::string& path) {
@@ -87,7 +218,10 @@ RgbImage decode_image(const std::vector<char>& bytes, const std::string& path) {
   if (n == 0) fail(path, "empty file");
   static const uint8_t kPng[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
   if (n >= 3 && d[0] == 0xFF && d[1] == 0xD8 && d[2] == 0xFF) {
+    // libjpeg-turbo, the decoder Pillow links: stb_image's IDCT and chroma upsampling differ from it by a
+    // grey level here and there, enough to change token merges and the odd top-1 against Python.
     check_jpeg(d, n, path);
+    return decode_jpeg(d, n, path);
   } else if (n >= 8 && std::memcmp(d, kPng, 8) == 0) {
     // stb_image validates PNG chunk structure and the zlib stream itself.
   } else if (n >= 2 && d[0] == 'B' && d[1] == 'M') {

@@ -1,5 +1,6 @@
-// Image decoding (stb_image) with the checks stb leaves out: truncated JPEG/BMP data, CMYK and 12-bit or
-// arithmetic-coded JPEGs, unsupported formats. No LibTorch here, so the desktop app can use it directly.
+// Image decoding: JPEG with libjpeg-turbo exactly as Pillow decodes it, PNG and BMP with stb_image, plus the
+// checks the decoders leave out: truncated JPEG/BMP data, CMYK, 12-bit or arithmetic-coded JPEGs,
+// unsupported formats. No LibTorch here, so the desktop app can use it directly.
 #pragma once
 
 #include <cstdint>
@@ -18,7 +19,7 @@ struct RgbImage {
 };
 
 // Decodes JPEG (baseline, progressive), PNG or BMP; greyscale becomes RGB, alpha is dropped (as PIL's
-// convert("RGB") does). Throws ms::Error("<path>: <problem>").
+// convert("RGB") does; JPEG pixels equal Pillow's exactly). Throws ms::Error("<path>: <problem>").
 RgbImage load_image(const std::string& path);
 RgbImage decode_image(const std::vector<char>& bytes, const std::string& path);
 

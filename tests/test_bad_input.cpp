@@ -4,7 +4,7 @@
 // line classifies good files in every supported encoding.
 //
 // Fixtures: tests/fixtures/make_bad_inputs.py (PIL) writes the image variants to <fixtures>/bad; truncations,
-// the 12-bit patch and the broken checkpoints are made here in a temporary folder.
+// the 12-bit and size patches, the scanless JPEG and the broken checkpoints are made here in a temporary folder.
 #include "error.h"
 #include "safetensors.h"
 #include "test_util.h"
@@ -55,24 +55,40 @@ std::string safetensors_bytes(const std::string& header, size_t data_bytes, uint
   return out + header + std::string(data_bytes, '\0');
 }
 
-// Sets the sample precision of the first baseline/extended/progressive frame header of a JPEG.
-std::string with_jpeg_precision(std::string jpeg, int precision) {
+// Offset of the first baseline/extended/progressive frame header (SOF0/1/2 marker) of a JPEG; 0 if none.
+size_t jpeg_frame_header(const std::string& jpeg) {
   size_t i = 2;
   while (i + 4 < jpeg.size()) {
     if (static_cast<uint8_t>(jpeg[i]) != 0xFF) {
       ADD_FAILURE() << "lost sync in JPEG marker walk at byte " << i;
-      break;
+      return 0;
     }
     const uint8_t marker = static_cast<uint8_t>(jpeg[i + 1]);
     const size_t len = static_cast<uint8_t>(jpeg[i + 2]) << 8 | static_cast<uint8_t>(jpeg[i + 3]);
-    if (marker == 0xC0 || marker == 0xC1 || marker == 0xC2) {
-      EXPECT_EQ(static_cast<uint8_t>(jpeg[i + 4]), 8) << "source JPEG is not 8-bit";
-      jpeg[i + 4] = static_cast<char>(precision);
-      return jpeg;
-    }
+    if (marker == 0xC0 || marker == 0xC1 || marker == 0xC2) return i;
     i += 2 + len;
   }
   ADD_FAILURE() << "no SOF0/1/2 segment found";
+  return 0;
+}
+
+// Sets the sample precision of the first baseline/extended/progressive frame header of a JPEG.
+std::string with_jpeg_precision(std::string jpeg, int precision) {
+  const size_t i = jpeg_frame_header(jpeg);
+  if (i == 0) return jpeg;
+  EXPECT_EQ(static_cast<uint8_t>(jpeg[i + 4]), 8) << "source JPEG is not 8-bit";
+  jpeg[i + 4] = static_cast<char>(precision);
+  return jpeg;
+}
+
+// Sets the width and height the frame header claims (the scan data stays that of the real size).
+std::string with_jpeg_size(std::string jpeg, int width, int height) {
+  const size_t i = jpeg_frame_header(jpeg);
+  if (i == 0) return jpeg;
+  jpeg[i + 5] = static_cast<char>(height >> 8);
+  jpeg[i + 6] = static_cast<char>(height & 0xff);
+  jpeg[i + 7] = static_cast<char>(width >> 8);
+  jpeg[i + 8] = static_cast<char>(width & 0xff);
   return jpeg;
 }
 
@@ -280,6 +296,63 @@ TEST_F(BadInput, TwelveBitJpeg) {
   expect_clean_failure(classify(p), p, {"12-bit"});
 }
 
+// The marker walker passes these (every segment whole, EOI present); libjpeg itself refuses them, as Pillow
+// does (make_bad_inputs.py checks that Pillow refuses the two fixtures), and its message becomes the one line.
+TEST_F(BadInput, JpegScanWithUndefinedQuantisationTable) {
+  const std::string p = fixture("tench_no_quant_table.jpg");
+  const auto r = classify(p);
+  expect_clean_failure(r, p, {"corrupt JPEG"});
+  EXPECT_NE(r.err.find("Quantization table 0x00 was not defined"), std::string::npos) << r.err;
+}
+
+TEST_F(BadInput, ProgressiveJpegScanWithUndefinedHuffmanTable) {
+  const std::string p = fixture("tench_progressive_no_huffman.jpg");
+  const auto r = classify(p);
+  expect_clean_failure(r, p, {"corrupt JPEG"});
+  EXPECT_NE(r.err.find("Huffman table"), std::string::npos) << r.err;
+}
+
+TEST_F(BadInput, JpegWithHeadersButNoScan) {
+  const std::string bytes = read_bytes(fixture("tench_baseline.jpg"));
+  const size_t sos = bytes.find("\xFF\xDA");
+  ASSERT_NE(sos, std::string::npos);
+  const std::string p = tmp("no_scan.JPEG");
+  write_bytes(p, bytes.substr(0, sos) + "\xFF\xD9");
+  expect_clean_failure(classify(p), p, {"corrupt JPEG"});
+}
+
+TEST_F(BadInput, JpegClaimingHugeDimensions) {
+  // 20000 x 20000 claimed by a 68 kB file: 1.2 GB of RGB. Refused before allocating, above Pillow's
+  // decompression-bomb limit (Pillow raises DecompressionBombError for this file too).
+  const std::string p = tmp("huge.JPEG");
+  write_bytes(p, with_jpeg_size(read_bytes(fixture("tench_baseline.jpg")), 20000, 20000));
+  const auto r = classify(p);
+  expect_clean_failure(r, p, {"20000x20000"});
+  EXPECT_NE(r.err.find("over the limit"), std::string::npos) << r.err;
+}
+
+TEST_F(BadInput, TruncatedProgressiveAndGreyscaleJpeg) {
+  for (const char* name : {"tench_progressive.jpg", "tench_grey.jpg"}) {
+    SCOPED_TRACE(name);
+    const std::string p = truncated(fixture(name), std::string("truncated_") + name);
+    expect_clean_failure(classify(p), p, {"truncated"});
+  }
+}
+
+// libjpeg only warns about these and Pillow decodes them (test_jpeg_pillow compares the pixels): they
+// classify, and no libjpeg warning reaches stderr.
+TEST_F(BadInput, JpegDataLibjpegOnlyWarnsAboutClassifiesQuietly) {
+  const std::vector<std::string> images = {fixture("tench_extraneous_bytes.jpg"), fixture("tench_short_scan.jpg")};
+  const auto r = cli("classify " + quote(images[0]) + " " + quote(images[1]));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(r.err.empty()) << r.err;
+  const auto blocks = parse_classify(r.out);
+  for (const auto& p : images) {
+    ASSERT_TRUE(blocks.count(p)) << p << " not in output:\n" << r.out;
+    EXPECT_EQ(blocks.at(p).ranks.size(), 5u) << p;
+  }
+}
+
 TEST_F(BadInput, BadImageAfterAGoodOneIsNamed) {
   const std::string bad = tmp("second_bad.JPEG");
   write_bytes(bad, "not an image");
@@ -468,7 +541,9 @@ TEST_F(BadInput, GoodImagesInEveryEncodingClassify) {
   ASSERT_FALSE(png.ranks.empty());
   EXPECT_EQ(png.ranks[0], "tench (0)") << r.out;
   EXPECT_EQ(png.lines, bmp.lines) << r.out;
-  // The colour JPEG encodings (stb's decoder, not libjpeg's) still see a tench.
+  // The original JPEG decodes to exactly Pillow's pixels, which the PNG holds: the same predictions.
+  EXPECT_EQ(blocks.at(original).lines, png.lines) << r.out;
+  // The colour re-encodes (lossy, so not the PNG's pixels) still see a tench.
   for (const auto& p : {original, fixture("tench_baseline.jpg"), fixture("tench_progressive.jpg")})
     EXPECT_EQ(blocks.at(p).ranks.at(0), "tench (0)") << p << "\n" << r.out;
 }
