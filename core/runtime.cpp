@@ -1,5 +1,7 @@
 #include "runtime.h"
 
+#include "blas_select.h"
+
 #include <ATen/Parallel.h>
 #include <torch/version.h>
 
@@ -61,8 +63,9 @@ std::string version_report() {
   std::ostringstream s;
   s << "mergescope 0.1.0\n"
     << "LibTorch " << libtorch_version() << "\n"
-    << "BLAS: " << blas_description() << "\n"
-    << "threads: " << at::get_num_threads() << " of " << core_count() << " cores\n"
+    << "BLAS: " << blas_description() << "\n";
+  if (const std::string kernel = blas_kernel_report(); !kernel.empty()) s << kernel << "\n";
+  s << "threads: " << at::get_num_threads() << " of " << core_count() << " cores\n"
 #ifdef MERGESCOPE_WITH_CUDA
     << "CUDA: built with CUDA\n";
 #else

@@ -13,7 +13,7 @@ int core_count();
 std::string libtorch_version();
 // The BLAS library LibTorch's libblas.so.3 resolves to, e.g. "OpenBLAS 0.3.21 (openmp) at /usr/lib/.../libblas.so.3".
 std::string blas_description();
-// One line per fact: versions, BLAS, threads, CUDA availability.
+// One line per fact: versions, BLAS, the OpenBLAS kernel and why it runs (blas_select.h), threads, CUDA.
 std::string version_report();
 
 }  // namespace ms
