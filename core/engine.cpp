@@ -173,7 +173,7 @@ RunResult run(const Model& model, const at::Tensor& images, Reducer* reducer, co
     const auto t_reduce = Clock::now();
     if (reducer) {
       const ReducerContext ctx{x, keys_mean, want_attn ? &attn : nullptr, size, l, c.depth, prefix, c.distilled,
-                               options.trace_energy};
+                               options.trace_energy, options.trace};
       plan = reducer->plan(ctx);
       if (plan.dest.defined()) {
         std::tie(x, size) = apply_plan(x, size, plan.dest, plan.tokens);
@@ -200,6 +200,7 @@ RunResult run(const Model& model, const at::Tensor& images, Reducer* reducer, co
         lt.cluster_of_token.assign(src.data_ptr<int32_t>(), src.data_ptr<int32_t>() + N0);
         lt.sizes = to_vector(size[b]);
         if (plan.energy.defined()) lt.energy = to_vector(plan.energy[b]);
+        if (plan.margin.defined()) lt.margin = to_vector(plan.margin[b]);
         if (options.trace_keys) {
           lt.keys = to_vector(keys_mean[b]);
           lt.key_dim = static_cast<int>(keys_mean.size(2));

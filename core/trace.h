@@ -14,6 +14,8 @@ struct LayerTrace {
   std::vector<int32_t> cluster_of_token;  // for every original token: the output token holding it, -1 if pruned
   std::vector<float> sizes;               // original tokens held by each output token
   std::vector<float> energy;              // PiToMe energy of each input token (CLS: NaN), when recorded
+  std::vector<float> margin;              // per input token: the smallest margin of the decisions its fate
+                                          // depended on (+inf: none); empty for methods without margins
   std::vector<float> keys;                // block keys averaged over heads [tokens_in x key_dim], when recorded
   int key_dim = 0;
   std::string note;                       // e.g. "r clamped from 16 to 10"

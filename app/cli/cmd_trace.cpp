@@ -62,6 +62,11 @@ int cmd_trace(const std::vector<std::string>& argv) {
     nlohmann::json energy = nlohmann::json::array();
     for (float e : lt.energy) energy.push_back(std::isnan(e) ? nlohmann::json(nullptr) : nlohmann::json(e));
     l["energy"] = energy;
+    if (!lt.margin.empty()) {  // per input token: distance of its decisions from going the other way (+inf: none)
+      nlohmann::json margin = nlohmann::json::array();
+      for (float m : lt.margin) margin.push_back(std::isinf(m) ? nlohmann::json(nullptr) : nlohmann::json(m));
+      l["margin"] = margin;
+    }
     if (!lt.note.empty()) l["note"] = lt.note;
     l["pruned"] = lt.pruned;  // original tokens this block pruned (ltp/ltmp), not merged
     if (opts.trace_keys) {

@@ -11,11 +11,13 @@
 // LTMP's checkpoints (blocks.{l}.merge_masker.threshold), or merge=V,prune=V for all blocks.
 #include "error.h"
 #include "learned.h"
+#include "ops.h"
 #include "reducer.h"
 
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <vector>
 
@@ -42,21 +44,26 @@ class Ltmp final : public Reducer {
     const at::Tensor importance = reduce::attention_importance(*ctx.attn).to(at::kDouble).contiguous();
 
     // Best B for every A (CLS row and distillation-token column excluded), as ToMe's bipartite step.
-    at::Tensor node_max = at::full({B, Na}, -std::numeric_limits<double>::infinity(), at::kDouble);
+    constexpr double inf = std::numeric_limits<double>::infinity();
+    at::Tensor node_max = at::full({B, Na}, -inf, at::kDouble);
     at::Tensor node_idx = at::zeros({B, Na}, at::kLong);
+    at::Tensor node_gap = at::full({B, Na}, inf, at::kDouble);  // best - second best B (margins only)
     if (Nb > 0) {
       const at::Tensor metric = reduce::normalize(ctx.keys_mean);
       at::Tensor scores = at::bmm(metric.slice(1, 0, N, 2), metric.slice(1, 1, N, 2).transpose(1, 2));
-      const double neg_inf = -std::numeric_limits<double>::infinity();
-      if (prefix > 0) scores.select(1, 0).fill_(neg_inf);
-      if (ctx.distill_token) scores.select(2, 0).fill_(neg_inf);
-      auto [mx, idx] = scores.max(-1);
-      node_max = mx.to(at::kDouble).contiguous();
-      node_idx = idx.contiguous();
+      if (prefix > 0) scores.select(1, 0).fill_(-inf);
+      if (ctx.distill_token) scores.select(2, 0).fill_(-inf);
+      const reduce::RowBest best = reduce::row_best(scores, ctx.record_margins);
+      node_max = best.value.to(at::kDouble).contiguous();
+      node_idx = best.index.contiguous();
+      if (ctx.record_margins) node_gap = best.gap.to(at::kDouble).contiguous();
     }
     auto imp = importance.accessor<double, 2>();
     auto nmax = node_max.accessor<double, 2>();
     auto nidx = node_idx.accessor<int64_t, 2>();
+    auto ngap = node_gap.accessor<double, 2>();
+    const at::Tensor margin =
+        ctx.record_margins ? at::full({B, N}, std::numeric_limits<float>::infinity(), at::kFloat) : at::Tensor();
 
     ReductionPlan plan;
     plan.dest = at::empty({B, N}, at::TensorOptions().dtype(at::kLong));
@@ -93,12 +100,28 @@ class Ltmp final : public Reducer {
         if (slot_protected[s] || slot_importance[s] > prune_theta) renumber[s] = kept++;
         else ++pruned_total;
       for (int64_t t = 0; t < N; ++t) dest[b][t] = renumber[slot[t]];
+      if (ctx.record_margins) {
+        // Merge: similarity vs the merge threshold (and, once merged, the choice of B); prune: the slot's
+        // importance vs the prune threshold, times N (importance relative to uniform attention 1/N) so
+        // that it reads on the same scale as a similarity.
+        auto m = margin.accessor<float, 2>();
+        for (int64_t t = 0; t < N; ++t) {
+          double v = inf;
+          if (t % 2 == 0 && t >= prefix) {
+            v = std::abs(nmax[b][t / 2] - merge_theta);
+            if (is_merged(t)) v = std::min(v, ngap[b][t / 2]);
+          }
+          if (!slot_protected[slot[t]]) v = std::min(v, std::abs(slot_importance[slot[t]] - prune_theta) * N);
+          m[b][t] = static_cast<float>(std::isnan(v) ? inf : v);
+        }
+      }
       if (b > 0 && kept != plan.tokens)
         fail("ltmp", "images of one batch keep different token counts; run them one at a time (the engine does)");
       plan.tokens = kept;
     }
     // Even when nothing merges the order changes to [unmerged A, B] (as LTMP's code), which sets the next
     // block's A/B split, so the plan is always applied.
+    plan.margin = margin;
     if (merged_total || pruned_total)
       plan.note = std::to_string(merged_total) + " merged, " + std::to_string(pruned_total) + " pruned";
     return plan;

@@ -6,9 +6,12 @@
 // Thresholds come from `mergescope-cli calibrate --method ltp` (core/calibrate.h) or prune=V for all blocks.
 #include "error.h"
 #include "learned.h"
+#include "ops.h"
 #include "reducer.h"
 
 #include <ATen/ATen.h>
+
+#include <limits>
 
 namespace ms {
 namespace {
@@ -36,6 +39,10 @@ class Ltp final : public Reducer {
       if (b > 0 && kept != plan.tokens)
         fail("ltp", "images of one batch keep different token counts; run them one at a time (the engine does)");
       plan.tokens = kept;
+    }
+    if (ctx.record_margins) {  // importance vs threshold, times N: relative to uniform attention 1/N
+      plan.margin = reduce::threshold_margin(importance, theta, static_cast<double>(N)).to(at::kFloat);
+      plan.margin.slice(1, 0, ctx.prefix_tokens).fill_(std::numeric_limits<float>::infinity());
     }
     if (plan.tokens == N) plan.dest = at::Tensor();  // nothing pruned
     return plan;

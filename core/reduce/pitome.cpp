@@ -11,11 +11,13 @@
 // all tokens split along the energy order (ToMe-style r best edges), no proportional attention.
 // Both remove k = floor(T - T * ratio) of the T non-CLS tokens per block.
 #include "error.h"
+#include "ops.h"
 #include "reducer.h"
 
 #include <ATen/ATen.h>
 
 #include <cmath>
+#include <limits>
 
 namespace ms {
 namespace {
@@ -80,12 +82,16 @@ class Pitome final : public Reducer {
     at::Tensor dest_t = at::empty({B, T}, opts);  // slot of each non-prefix token, before adding P
 
     const bool bipartite = variant_ == Variant::Code && ctx.layer < (ctx.depth + 1) / 2;
+    // Margins: a token's role (A or B) follows its place in the energy order, so the gap to its neighbours
+    // there counts, then the matching's own decisions.
+    at::Tensor margin_t;  // [B,T]
     if (bipartite) {
       // pitome_bsm: A/B alternate along the energy order over all T tokens; r best A->B edges merge.
       const at::Tensor a_idx = order.slice(1, 0, T, 2), b_idx = order.slice(1, 1, T, 2);
       const int64_t Nb = b_idx.size(1);
       const at::Tensor scores = gather_block(sim, a_idx, b_idx);
-      const auto [node_max, node_idx] = scores.max(-1);
+      const reduce::RowBest best = reduce::row_best(scores, ctx.record_margins);
+      const at::Tensor &node_max = best.value, &node_idx = best.index;
       const at::Tensor edge_idx = node_max.argsort(-1, true);
       const at::Tensor unm = edge_idx.slice(1, r), src = edge_idx.slice(1, 0, r);
       const int64_t n_unm = unm.size(1);
@@ -94,16 +100,28 @@ class Pitome final : public Reducer {
       dest_t.scatter_(1, a_idx.gather(1, src), node_idx.gather(1, src) + n_unm);
       dest_t.scatter_(1, b_idx, (at::arange(Nb, opts) + n_unm).expand({B, Nb}));
       plan.tokens = P + n_unm + Nb;
+      if (ctx.record_margins) {
+        margin_t = reduce::neighbour_gap(e, order, T);
+        margin_t.scatter_(1, a_idx, at::minimum(margin_t.gather(1, a_idx), reduce::bipartite_margin(best, edge_idx, r)));
+      }
     } else {
       // The 2r highest-energy tokens alternate into A and B; each A merges into its most similar B.
       const at::Tensor merge = order.slice(1, 0, 2 * r), protect = order.slice(1, 2 * r);
       const at::Tensor a_idx = merge.slice(1, 0, 2 * r, 2), b_idx = merge.slice(1, 1, 2 * r, 2);
       const int64_t n_prot = T - 2 * r;
-      const at::Tensor dst = std::get<1>(gather_block(sim, a_idx, b_idx).max(-1));
+      const reduce::RowBest best = reduce::row_best(gather_block(sim, a_idx, b_idx), ctx.record_margins);
       dest_t.scatter_(1, protect, at::arange(n_prot, opts).expand({B, n_prot}));
       dest_t.scatter_(1, b_idx, (at::arange(r, opts) + n_prot).expand({B, r}));
-      dest_t.scatter_(1, a_idx, dst + n_prot);
+      dest_t.scatter_(1, a_idx, best.index + n_prot);
       plan.tokens = P + n_prot + r;
+      if (ctx.record_margins) {  // the energy cut at 2r, the A/B alternation among candidates, each A's B
+        margin_t = at::minimum(reduce::cut_margin(e, order, 2 * r), reduce::neighbour_gap(e, order, 2 * r));
+        margin_t.scatter_(1, a_idx, at::minimum(margin_t.gather(1, a_idx), best.gap));
+      }
+    }
+    if (ctx.record_margins) {
+      plan.margin = at::full({B, N}, std::numeric_limits<float>::infinity(), e.options());
+      plan.margin.slice(1, P).copy_(margin_t);
     }
     plan.dest = at::empty({B, N}, opts);
     plan.dest.slice(1, 0, P).copy_(at::arange(P, opts).expand({B, P}));

@@ -26,12 +26,14 @@ struct ReducerContext {
   int prefix_tokens;            // CLS (+ distillation token): never merged
   bool distill_token;
   bool record_energy;           // the trace wants PiToMe energies
+  bool record_margins;          // the trace wants each token's decision margin (reduce/ops.h)
 };
 
 struct ReductionPlan {
   at::Tensor dest;     // [B,N] int64 output slot of each token; undefined: keep everything as is
   int64_t tokens = 0;  // number of output tokens
   at::Tensor energy;   // [B,N] float energies the method computed (optional, for the trace)
+  at::Tensor margin;   // [B,N] float: how near each token's fate was to another (reduce/ops.h), when asked
   std::string note;    // shown in the trace (e.g. clamping of r)
 };
 

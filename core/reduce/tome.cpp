@@ -4,6 +4,7 @@
 // similarity of the keys averaged over heads; the r best of those edges merge. CLS (and the DeiT
 // distillation token) never merge. Output order: unmerged A sorted by position (CLS first), then all B.
 #include "error.h"
+#include "ops.h"
 #include "reducer.h"
 
 #include <ATen/ATen.h>
@@ -72,7 +73,8 @@ class Tome final : public Reducer {
     const bool has_cls = ctx.prefix_tokens > 0;
     if (has_cls) scores.select(1, 0).fill_(neg_inf);                     // CLS is A[0]
     if (ctx.distill_token) scores.select(2, 0).fill_(neg_inf);           // distillation token is B[0]
-    const auto [node_max, node_idx] = scores.max(-1);
+    const reduce::RowBest best = reduce::row_best(scores, ctx.record_margins);
+    const at::Tensor &node_max = best.value, &node_idx = best.index;
     const at::Tensor edge_idx = node_max.argsort(-1, /*descending=*/true);
     const at::Tensor unm_idx = has_cls ? std::get<0>(edge_idx.slice(1, r).sort(1)) : edge_idx.slice(1, r);  // CLS first
     const at::Tensor src_idx = edge_idx.slice(1, 0, r);
@@ -97,6 +99,10 @@ class Tome final : public Reducer {
     plan.dest.slice(1, 0, N, 2).copy_(dest_a);
     plan.dest.slice(1, 1, N, 2).copy_(dest_b);
     plan.tokens = n_unm + Nb;
+    if (ctx.record_margins) {  // A tokens decide (which edges merge, into which B); B tokens decide nothing
+      plan.margin = at::full({B, N}, std::numeric_limits<float>::infinity(), node_max.options());
+      plan.margin.slice(1, 0, N, 2).copy_(reduce::bipartite_margin(best, edge_idx, r));
+    }
     return plan;
   }
 
