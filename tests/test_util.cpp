@@ -1,5 +1,9 @@
 #include "test_util.h"
 
+#include "blas_select.h"
+
+#include <gtest/gtest.h>
+
 #include <ATen/ATen.h>
 
 #include <sys/wait.h>
@@ -13,6 +17,19 @@
 
 namespace ms::test {
 namespace {
+
+// CTest runs some suites under each OpenBLAS kernel (tests/CMakeLists.txt). OpenBLAS accepts any name in
+// OPENBLAS_CORETYPE and dies on an illegal instruction when the CPU lacks it, so every suite skips all its
+// tests then, and CTest reports the run as skipped (SKIP_REGULAR_EXPRESSION).
+class BlasKernelGuard : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    const char* kernel = std::getenv("OPENBLAS_CORETYPE");
+    if (kernel && !cpu_runs_openblas_kernel(kernel, read_cpu_info()))
+      GTEST_SKIP() << "this CPU cannot run the OpenBLAS kernel " << kernel << " (" << describe_cpu(read_cpu_info()) << ")";
+  }
+};
+const ::testing::Environment* const kBlasKernelGuard = ::testing::AddGlobalTestEnvironment(new BlasKernelGuard);
 
 std::string env_or(const char* name, const std::string& fallback) {
   const char* v = std::getenv(name);

@@ -18,6 +18,7 @@ int cmd_classify(const std::vector<std::string>& argv);
 int cmd_eval(const std::vector<std::string>& argv);
 int cmd_bench(const std::vector<std::string>& argv);
 int cmd_trace(const std::vector<std::string>& argv);
+int cmd_compare(const std::vector<std::string>& argv);
 int cmd_spectrum(const std::vector<std::string>& argv);
 int cmd_calibrate(const std::vector<std::string>& argv);
 

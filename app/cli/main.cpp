@@ -21,7 +21,10 @@ const char* kUsage =
     "  bench --model M | --random-weights ARCH [--batch B] [--warmup W] [--repeat R] [--json]\n"
     "                                                    images/s: methods take turns in R timed rounds after W warm-ups; medians\n"
     "  trace --model M --method SPEC IMAGE --out F.json [--keys]\n"
-    "                                                    per-layer tokens, clusters, sizes, PiToMe energies\n"
+    "                                                    per-layer tokens, clusters, sizes, PiToMe energies, margins\n"
+    "  compare --model M --reference FILE [--method SPEC] [--setting NAME] [--images DIR] [--tolerance T]\n"
+    "                                                    partitions vs a reference implementation's (golden layout);\n"
+    "                                                    near-ties (decision margin < T, default 2e-4) counted apart\n"
     "  spectrum --model M --method SPEC [--method ...] IMAGE|DIR --out DIR [--kernel one-minus-cos|clipped-cos|gaussian]\n"
     "           [--layer L] [--limit N] [--no-baselines]  Laplacian spectra of merged token graphs, energies, plots\n"
     "  calibrate --model M --method ltmp|ltp --images DIR --out F.json [--target-flops R] [--distill]\n"
@@ -66,6 +69,7 @@ int main(int argc, char** argv) {
     if (command == "eval") return ms::cli::cmd_eval(rest);
     if (command == "bench") return ms::cli::cmd_bench(rest);
     if (command == "trace") return ms::cli::cmd_trace(rest);
+    if (command == "compare") return ms::cli::cmd_compare(rest);
     if (command == "spectrum") return ms::cli::cmd_spectrum(rest);
     if (command == "calibrate") return ms::cli::cmd_calibrate(rest);
     if (command == "methods") {

@@ -45,7 +45,7 @@ class NoReduction final : public Reducer {
  public:
   std::string spec() const override { return "none"; }
   int predict_tokens(int, int, int tokens, int) const override { return tokens; }
-  ReductionPlan plan(const ReducerContext& ctx) override { return {at::Tensor(), ctx.x.size(1), {}, {}}; }
+  ReductionPlan plan(const ReducerContext& ctx) override { return {at::Tensor(), ctx.x.size(1), {}, {}, {}}; }
 };
 
 }  // namespace

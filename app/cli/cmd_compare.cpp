@@ -1,0 +1,136 @@
+// compare: mergescope's partitions against a reference implementation's, tie-aware (analysis/trace_compare.h).
+// The reference file has the golden layout (../shared/golden/README.md): <setting.>cluster_of_token
+// [images, layers, tokens] int64, optional <setting.>logits; the images are its `input` tensor or, with
+// --images DIR, the files its metadata "images" lists (scripts/pyref/traces.py writes such files).
+#include "batch.h"
+#include "commands.h"
+#include "engine.h"
+#include "error.h"
+#include "evaluation.h"
+#include "methods.h"
+#include "model.h"
+#include "progress.h"
+#include "safetensors.h"
+#include "trace_compare.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+
+namespace ms::cli {
+namespace {
+
+using Outcome = PartitionComparison::Outcome;
+
+const at::Tensor& tensor(const SafetensorsFile& f, const std::string& name) {
+  const auto it = f.tensors.find(name);
+  if (it == f.tensors.end()) fail(f.path, "no tensor '" + name + "' (see --setting)");
+  return it->second;
+}
+
+std::vector<std::string> reference_images(const SafetensorsFile& f, const std::string& folder, int64_t count) {
+  const auto it = f.metadata.find("images");
+  if (it == f.metadata.end()) fail(f.path, "no \"images\" list in the metadata, so --images cannot be used");
+  const auto names = nlohmann::json::parse(it->second, nullptr, false);
+  if (!names.is_array() || static_cast<int64_t>(names.size()) != count)
+    fail(f.path, "metadata \"images\" is not a list of " + std::to_string(count) + " file names");
+  std::vector<std::string> paths;
+  for (const auto& n : names) {
+    if (!n.is_string()) fail(f.path, "metadata \"images\" holds a non-string entry");
+    const std::string p = (std::filesystem::path(folder) / n.get<std::string>()).string();
+    if (!std::filesystem::is_regular_file(p)) fail(p, "image listed by " + f.path + " not found");
+    paths.push_back(p);
+  }
+  return paths;
+}
+
+}  // namespace
+
+int cmd_compare(const std::vector<std::string>& argv) {
+  auto options = kModelOptions;
+  options.insert(kMethodOptions.begin(), kMethodOptions.end());
+  options.insert({"reference", "setting", "images", "batch", "tolerance"});
+  const Args args(argv, {"quiet"}, options);
+  if (!args.positionals().empty()) fail(args.positionals()[0], "unexpected argument (compare reads --reference FILE)");
+  if (!args.has("reference")) fail("compare", "--reference FILE is required");
+  const SafetensorsFile ref = read_safetensors(args.get("reference"));
+  const std::string prefix = args.has("setting") ? args.get("setting") + "." : "";
+  const at::Tensor clusters = tensor(ref, prefix + "cluster_of_token");
+  if (clusters.dim() != 3 || clusters.scalar_type() != at::kLong)
+    fail(ref.path, prefix + "cluster_of_token must be int64 [images, layers, tokens]");
+  const int64_t count = clusters.size(0);
+  std::string method = args.get("method");
+  if (method.empty() && ref.metadata.count("method")) method = ref.metadata.at("method");
+  if (method.empty()) fail("compare", "--method SPEC is required (the reference names none)");
+  if (args.all("method").size() > 1) fail("--method", "compare takes one method");
+  const double tolerance = args.get_double("tolerance", kTieTolerance, 0, 1);
+  const int batch = args.get_int("batch", 32, 1, 4096);
+
+  const auto model = load_model_from_args(args);
+  auto reducer = reducer_for(method);
+  const PreprocessSpec pre = preprocess_spec(model->config());
+  std::vector<std::string> files;
+  if (args.has("images")) files = reference_images(ref, args.get("images"), count);
+  const at::Tensor input = files.empty() ? tensor(ref, "input") : at::Tensor();
+  if (files.empty() && input.size(0) != count) fail(ref.path, "input and cluster_of_token hold different image counts");
+  const at::Tensor ref_logits = ref.tensors.count(prefix + "logits") ? ref.tensors.at(prefix + "logits") : at::Tensor();
+
+  c10::InferenceMode guard;
+  RunOptions run_options;
+  run_options.trace = true;
+  std::vector<PartitionComparison> results;
+  int top1_equal = 0;
+  double logit_error = 0;  // over images identical at every layer
+  Progress progress("compare", count);
+  for (int64_t start = 0; start < count; start += batch) {
+    const int64_t end = std::min(count, start + batch);
+    const at::Tensor x = files.empty() ? input.slice(0, start, end)
+                                       : load_batch({files.begin() + start, files.begin() + end}, pre);
+    const RunResult r = run(*model, x, reducer.get(), run_options);
+    for (int64_t b = 0; b < end - start; ++b) {
+      const at::Tensor c = clusters[start + b].contiguous();
+      ReferencePartitions reference(c.size(0));
+      for (int64_t l = 0; l < c.size(0); ++l)
+        reference[l].assign(c[l].data_ptr<int64_t>(), c[l].data_ptr<int64_t>() + c.size(1));
+      results.push_back(compare_partitions(r.traces[b], reference, tolerance));
+      if (!ref_logits.defined()) continue;
+      const at::Tensor ours = r.logits[b], theirs = ref_logits[start + b];
+      top1_equal += ours.argmax().item<int64_t>() == theirs.argmax().item<int64_t>();
+      if (results.back().outcome == Outcome::kIdentical)
+        logit_error = std::max(logit_error, ((ours - theirs).abs().max() / theirs.abs().max()).item<double>());
+    }
+    progress.update(end, "");
+  }
+  progress.finish();
+
+  auto name = [&](size_t i) { return files.empty() ? "image " + std::to_string(i) : files[i]; };
+  int n[3] = {0, 0, 0};
+  std::vector<int> tie_layers(clusters.size(1), 0);
+  for (size_t i = 0; i < results.size(); ++i) {
+    const PartitionComparison& c = results[i];
+    ++n[static_cast<int>(c.outcome)];
+    if (c.outcome == Outcome::kTie) ++tie_layers[c.layer];
+    if (c.outcome != Outcome::kIdentical && !args.flag("quiet"))
+      std::printf("%s %s: %s\n", outcome_name(c.outcome), name(i).c_str(), c.detail.c_str());
+  }
+  const double total = static_cast<double>(count);
+  std::printf("reference %s (%lld images, %lld layers), mergescope %s on %s, tie tolerance %g\n", ref.path.c_str(),
+              static_cast<long long>(count), static_cast<long long>(clusters.size(1)), method.c_str(),
+              model->source().c_str(), tolerance);
+  std::printf("identical at every layer: %d (%.1f%%)\n", n[0], 100 * n[0] / total);
+  std::printf("ties (first difference on a decision with margin < %g): %d (%.1f%%); first tie at layer:", tolerance,
+              n[1], 100 * n[1] / total);
+  for (size_t l = 0; l < tie_layers.size(); ++l)
+    if (tie_layers[l]) std::printf(" %zu (%d)", l, tie_layers[l]);
+  std::printf("\nmismatches: %d (%.1f%%)\n", n[2], 100 * n[2] / total);
+  if (ref_logits.defined())
+    std::printf("top-1 equal: %d of %lld; logits of the identical images within %.2e of max |logit|\n", top1_equal,
+                static_cast<long long>(count), logit_error);
+  return n[2] == 0 ? 0 : 1;
+}
+
+}  // namespace ms::cli
