@@ -19,6 +19,7 @@ Subcommands:
   golden  logits and tokens per layer (and token partitions) vs. the golden ToMe reference; exit 1 on mismatch
   bench   eager PyTorch throughput with ToMe r (r=0: the unreduced vit_ref forward)
   parts   per-op timing of one eager block at two token counts (where the unreduced path's time goes)
+  traces  partitions after every block on a folder of images (see traces.py), tome or pitome-code
 
 Run with the system interpreter: /usr/bin/python3 scripts/pyref/tome_ref.py SUBCOMMAND ...
 """
@@ -33,6 +34,7 @@ import warnings
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import traces   # noqa: E402  (the traces subcommand, shared with pitome_ref)
 import vit_ref  # noqa: E402  (model building, safetensors reader, random weights)
 
 warnings.filterwarnings("ignore", message="scatter_reduce\\(\\) is in beta")
@@ -44,24 +46,49 @@ def bipartite_matching(metric, r, class_token, distill_token):
     """Plan one ToMe merge. metric [B,N,C] (keys averaged over heads).
     Returns None when nothing merges, else (unm_idx [B,Na-r], src_idx [B,r], dst_idx [B,r]):
     indices into A (even positions) of the kept and merged A tokens, and into B of each merged one's target."""
-    protected = int(class_token) + int(distill_token)
-    n = metric.shape[1]
-    r = min(r, (n - protected) // 2)
+    r = _clamp_r(metric, r, class_token, distill_token)
     if r <= 0:
         return None
-    metric = metric / metric.norm(dim=-1, keepdim=True)
-    a, b = metric[:, ::2], metric[:, 1::2]
-    scores = a @ b.transpose(-1, -2)                   # [B, Na, Nb] cosine similarities
-    if class_token:
-        scores[:, 0, :] = -float("inf")                # CLS (A's first) never merges
-    if distill_token:
-        scores[:, :, 0] = -float("inf")                # nothing merges into DIST (B's first)
+    scores = _scores(metric, class_token, distill_token)
     best, best_b = scores.max(dim=-1)                  # each A's best edge
     order = best.argsort(dim=-1, descending=True)
     src_idx = order[:, :r]                             # the r best edges merge
     unm_idx = order[:, r:].sort(dim=-1).values         # kept A tokens in original order (CLS first)
     dst_idx = best_b.gather(-1, src_idx)
     return unm_idx, src_idx, dst_idx
+
+
+def _clamp_r(metric, r, class_token, distill_token):
+    return min(r, (metric.shape[1] - int(class_token) - int(distill_token)) // 2)
+
+
+def _scores(metric, class_token, distill_token):
+    """A (even) x B (odd) cosine similarities [B, Na, Nb], protected rows/columns at -inf."""
+    metric = metric / metric.norm(dim=-1, keepdim=True)
+    a, b = metric[:, ::2], metric[:, 1::2]
+    scores = a @ b.transpose(-1, -2)
+    if class_token:
+        scores[:, 0, :] = -float("inf")                # CLS (A's first) never merges
+    if distill_token:
+        scores[:, :, 0] = -float("inf")                # nothing merges into DIST (B's first)
+    return scores
+
+
+def decision_gap(metric, r, class_token, distill_token):
+    """Smallest score difference behind this block's decisions [B] (the r-th vs (r+1)-th best edge, best vs
+    second-best B of every merging A); inf when nothing merges. Only computed when tracing: a gap of a few
+    float32 ulps marks a near-tie that another BLAS kernel or thread count may decide the other way."""
+    r = _clamp_r(metric, r, class_token, distill_token)
+    if r <= 0:
+        return metric.new_full(metric.shape[:1], float("inf"))
+    scores = _scores(metric, class_token, distill_token)
+    top2 = scores.topk(min(2, scores.shape[2]), dim=-1).values
+    best = top2[..., 0].sort(dim=-1, descending=True)
+    second = top2[..., 0] - top2[..., -1] if top2.shape[2] == 2 else torch.full_like(top2[..., 0], float("inf"))
+    gap = second.gather(1, best.indices[:, :r]).nan_to_num(nan=float("inf"), posinf=float("inf")).min(dim=-1).values
+    if r < best.values.shape[1]:
+        gap = torch.minimum(gap, (best.values[:, r - 1] - best.values[:, r]).nan_to_num(nan=float("inf"), posinf=float("inf")))
+    return gap
 
 
 def merge_sum(x, plan, distill_token):
@@ -113,29 +140,58 @@ class _ToMeBlock(vit_ref.Block):
         info = self._tome_info
         x_attn, metric = self.attn(self.norm1(x), info["size"] if info["prop_attn"] else None)
         x = x + self.ls1(x_attn)
-        r = info["r"][info["layer"]]
+        layer = info["layer"]
         info["layer"] += 1
-        if r > 0:
-            plan = bipartite_matching(metric, r, info["class_token"], info["distill_token"])
-            if plan is not None:
-                size = info["size"] if info["size"] is not None else x.new_ones(x.shape[0], x.shape[1], 1)
-                if info["trace"] is not None:
-                    new_pos = merge_positions(plan, x.shape[1], info["distill_token"], x.device)
-                    info["trace"] = new_pos.gather(1, info["trace"])
-                x, info["size"] = merge_wavg(x, size, plan, info["distill_token"])
+        x = self._reduce(x, metric, layer, info)
         if info["trace"] is not None:
             info["cluster"].append(info["trace"].clone())
             info["tokens"].append(x.shape[1])
         return x + self.ls2(self.mlp(self.norm2(x)))
 
+    def _reduce(self, x, metric, layer, info):
+        """ToMe's merge after attention. Other reducers (pitome_ref) subclass and replace only this,
+        so attention, size bookkeeping and tracing stay one implementation."""
+        r = info["r"][layer]
+        if info["trace"] is not None:
+            info["gap"].append(decision_gap(metric, r, info["class_token"], info["distill_token"]))
+        if r > 0:
+            plan = bipartite_matching(metric, r, info["class_token"], info["distill_token"])
+            if plan is not None:
+                size = info["size"] if info["size"] is not None else x.new_ones(x.shape[0], x.shape[1], 1)
+                if info["trace"] is not None:
+                    trace_step(info, merge_positions(plan, x.shape[1], info["distill_token"], x.device))
+                x, info["size"] = merge_wavg(x, size, plan, info["distill_token"])
+        return x
+
+
+def trace_step(info, new_pos):
+    """Advance the source trace by one merge: new_pos [B,N] is each current token's index after it."""
+    info["trace"] = new_pos.gather(1, info["trace"])
+
 
 class _ToMeVisionTransformer(vit_ref.VisionTransformer):
     def forward(self, x):
         info = self._tome_info
-        info.update(size=None, layer=0, cluster=[], tokens=[])
+        info.update(size=None, layer=0, cluster=[], tokens=[], gap=[])   # gap: reducers that report one
         n = self.patch_embed.num_patches + self.num_prefix_tokens
         info["trace"] = (torch.arange(n).expand(x.shape[0], n).clone() if info["trace_source"] else None)
         return super().forward(x)
+
+
+def patch_model(model, block_cls, info, trace_source=False):
+    """Swap a vit_ref.VisionTransformer's forward methods in place for a merging reducer's: block_cls
+    (a _ToMeBlock subclass) does the merge; info (shared by all blocks) carries its settings plus the
+    per-forward state. trace_source=True records, after every block, which output token holds each
+    original token (info["cluster"], one [B, N0] tensor per block) and the token count (info["tokens"])."""
+    info.update(class_token=model.cls_token is not None, distill_token=model.dist_token is not None,
+                trace_source=trace_source)
+    model.__class__ = _ToMeVisionTransformer
+    model._tome_info = info
+    for blk in model.blocks:
+        blk.__class__ = block_cls
+        blk.attn.__class__ = _ToMeAttention
+        blk._tome_info = info
+    return model
 
 
 def apply_tome(model, r, prop_attn=True, trace_source=False):
@@ -144,15 +200,7 @@ def apply_tome(model, r, prop_attn=True, trace_source=False):
     depth = len(model.blocks)
     rs = list(r) if isinstance(r, (list, tuple)) else [int(r)] * depth
     assert len(rs) == depth, (rs, depth)
-    info = {"r": rs, "prop_attn": prop_attn, "class_token": model.cls_token is not None,
-            "distill_token": model.dist_token is not None, "trace_source": trace_source}
-    model.__class__ = _ToMeVisionTransformer
-    model._tome_info = info
-    for blk in model.blocks:
-        blk.__class__ = _ToMeBlock
-        blk.attn.__class__ = _ToMeAttention
-        blk._tome_info = info
-    return model
+    return patch_model(model, _ToMeBlock, {"r": rs, "prop_attn": prop_attn}, trace_source)
 
 # ----------------------------------------------------------------------------- golden
 
@@ -165,10 +213,43 @@ def _canonical(labels):
     return out
 
 
+def check_golden(name, model, g):
+    """Run a traced model (patch_model(..., trace_source=True)) on the golden input and compare logits,
+    tokens per layer and partitions with the golden setting `name`. Returns (ok, one report line)."""
+    x = torch.from_numpy(g["input"])
+    with torch.inference_mode():
+        out = model(x)
+    info = model._tome_info
+    ref = torch.from_numpy(g[f"{name}.logits"])
+    err = (out - ref).abs().max().item()
+    scale = ref.abs().max().item()
+    tokens = info["tokens"]
+    ref_tokens = g[f"{name}.tokens_per_layer"].tolist()
+    ref_cluster = g[f"{name}.cluster_of_token"]                 # [imgs, layers, 197]
+    cluster = torch.stack(info["cluster"], dim=1).numpy()        # [imgs, layers, 197]
+    bad_parts = [(i, l) for i in range(ref_cluster.shape[0]) for l in range(ref_cluster.shape[1])
+                 if _canonical(cluster[i, l].tolist()) != _canonical(ref_cluster[i, l].tolist())]
+    top1 = bool((out.argmax(-1) == ref.argmax(-1)).all())
+    good = err / scale < 1e-4 and tokens == ref_tokens and not bad_parts
+    line = (f"golden {name}: max_abs_err={err:.3e} max|logit|={scale:.3f} rel={err / scale:.3e} "
+            f"top1_match={top1} tokens_per_layer={'match' if tokens == ref_tokens else 'MISMATCH'} "
+            f"{tokens} partitions={'match' if not bad_parts else f'MISMATCH at (image, layer) {bad_parts[:6]}'} "
+            f"images={x.shape[0]} threads={torch.get_num_threads()} -> {'ok' if good else 'FAIL'}")
+    if bad_parts and info["gap"]:
+        # Say whether the first differing decision of each image was a near-tie in our run (a few ulps:
+        # BLAS kernel / thread count decides it) or a clear one (a real difference).
+        gap = torch.stack(info["gap"], dim=1)                   # [imgs, layers]
+        first = {}
+        for i, l in bad_parts:
+            first.setdefault(i, l)
+        line += "".join(f"\n  image {i}: first differs after block {l}; smallest decision gap in that block "
+                        f"{gap[i, l].item():.2e}" for i, l in first.items())
+    return good, line
+
+
 def cmd_golden(a):
     g, meta = vit_ref.read_safetensors(a.golden)
     settings = json.loads(meta.get("settings", "{}"))
-    x = torch.from_numpy(g["input"])
     ok = True
     for name in a.setting:
         s = settings.get(name)
@@ -177,25 +258,9 @@ def cmd_golden(a):
             return 2
         model, _ = vit_ref.load_model(a.model)
         apply_tome(model, s.get("r", 0), prop_attn=s.get("prop_attn", True), trace_source=True)
-        with torch.inference_mode():
-            out = model(x)
-        info = model._tome_info
-        ref = torch.from_numpy(g[f"{name}.logits"])
-        err = (out - ref).abs().max().item()
-        scale = ref.abs().max().item()
-        tokens = info["tokens"]
-        ref_tokens = g[f"{name}.tokens_per_layer"].tolist()
-        ref_cluster = g[f"{name}.cluster_of_token"]                 # [imgs, layers, 197]
-        cluster = torch.stack(info["cluster"], dim=1).numpy()        # [imgs, layers, 197]
-        bad_parts = [(i, l) for i in range(ref_cluster.shape[0]) for l in range(ref_cluster.shape[1])
-                     if _canonical(cluster[i, l].tolist()) != _canonical(ref_cluster[i, l].tolist())]
-        top1 = bool((out.argmax(-1) == ref.argmax(-1)).all())
-        good = err / scale < 1e-4 and tokens == ref_tokens and not bad_parts
+        good, line = check_golden(name, model, g)
         ok &= good
-        print(f"golden {name}: max_abs_err={err:.3e} max|logit|={scale:.3f} rel={err / scale:.3e} "
-              f"top1_match={top1} tokens_per_layer={'match' if tokens == ref_tokens else 'MISMATCH'} "
-              f"{tokens} partitions={'match' if not bad_parts else f'MISMATCH at (image, layer) {bad_parts[:6]}'} "
-              f"images={x.shape[0]} -> {'ok' if good else 'FAIL'}")
+        print(line)
     return 0 if ok else 1
 
 # ----------------------------------------------------------------------------- bench
@@ -320,6 +385,8 @@ def main(argv=None):
     s.add_argument("--threads", type=int, default=2)
     s.add_argument("--repeat", type=int, default=7)
     s.set_defaults(fn=cmd_parts)
+
+    traces.add_parser(sub)
 
     a = p.parse_args(argv)
     if a.cmd == "golden" and not a.setting:

@@ -59,6 +59,33 @@ def read_safetensors(path):
     return tensors, meta
 
 
+def write_safetensors(path, tensors, metadata=None):
+    """Write {name: np.ndarray} as plain safetensors (the format read_safetensors reads): tensors
+    back to back in the given order, little-endian, header padded with spaces to a multiple of 8
+    (keeps the data aligned). Metadata values must be strings, as the format requires."""
+    names = {np.dtype(t): n for n, t in _ST_DTYPES.items() if n != "BF16"}  # uint16 means U16 here
+    header, blobs, offset = {}, [], 0
+    if metadata:
+        assert all(isinstance(v, str) for v in metadata.values()), "metadata values must be str"
+        header["__metadata__"] = dict(metadata)
+    for name, arr in tensors.items():
+        arr = np.ascontiguousarray(arr)
+        if arr.dtype.newbyteorder("=") not in names:
+            raise ValueError(f"{name}: no safetensors dtype for {arr.dtype}")
+        data = arr.astype(arr.dtype.newbyteorder("<")).tobytes()
+        header[name] = {"dtype": names[arr.dtype.newbyteorder("=")], "shape": list(arr.shape),
+                        "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    h = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    h += b" " * (-len(h) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for data in blobs:
+            f.write(data)
+
+
 def load_state_dict(path):
     tensors, _ = read_safetensors(path)
     return {k: torch.from_numpy(v) for k, v in tensors.items()}
@@ -254,6 +281,11 @@ def make_transform(cfg):
     ])
 
 
+def list_images(folder):
+    """Image file names of a folder in sorted order (the order every per-image output uses)."""
+    return sorted(f for f in os.listdir(folder) if f.lower().endswith((".jpeg", ".jpg", ".png")))
+
+
 def load_image(path, transform):
     from PIL import Image
     with Image.open(path) as im:
@@ -287,7 +319,7 @@ def cmd_eval(a):
     model, cfg = load_model(a.model)
     tf = make_transform(cfg)
     wnids = _wnid_index(a.labels)
-    files = sorted(f for f in os.listdir(a.images) if f.lower().endswith((".jpeg", ".jpg", ".png")))
+    files = list_images(a.images)
     results, top1, top5 = [], 0, 0
     for i in range(0, len(files), a.batch):
         chunk = files[i:i + a.batch]
