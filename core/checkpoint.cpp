@@ -4,6 +4,7 @@
 #include "io.h"
 #include "safetensors.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 
@@ -80,7 +81,8 @@ CheckpointLocation locate_model(const std::string& spec) {
   for (const auto& dir : dirs) {
     const fs::path candidate = fs::path(dir) / spec;
     if (is_directory(candidate.string())) return from_folder(candidate);
-    tried.push_back(candidate.string());
+    // An absolute spec is the same path under every folder: list each place once.
+    if (std::find(tried.begin(), tried.end(), candidate.string()) == tried.end()) tried.push_back(candidate.string());
   }
   fail(spec, "model not found; looked in " + join(tried) + " (set MERGESCOPE_MODELS to add folders)");
 }
@@ -89,7 +91,7 @@ StateDict read_state_dict(const std::string& path) {
   const std::string ext = fs::path(path).extension().string();
   if (ext == ".safetensors") return read_safetensors(path).tensors;
   if (ext == ".pth" || ext == ".pt" || ext == ".bin") return read_pth_state_dict(path);
-  fail(path, "unknown weights format '" + ext + "' (expected .safetensors, .pth, .pt or .bin)");
+  fail(path, "unknown weights format '" + excerpt(ext) + "' (expected .safetensors, .pth, .pt or .bin)");
 }
 
 }  // namespace ms

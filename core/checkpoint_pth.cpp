@@ -18,9 +18,7 @@ bool collect_tensors(const c10::IValue& value, StateDict& out) {
   return !out.empty();
 }
 
-}  // namespace
-
-StateDict read_pth_state_dict(const std::string& path) {
+StateDict read_pth(const std::string& path) {
   const std::vector<char> bytes = read_file(path);
   if (bytes.empty()) fail(path, "empty file");
   if (bytes.size() < 4 || bytes[0] != 'P' || bytes[1] != 'K')
@@ -28,6 +26,8 @@ StateDict read_pth_state_dict(const std::string& path) {
   c10::IValue root;
   try {
     root = torch::jit::pickle_load(bytes);
+  } catch (const std::bad_alloc&) {
+    throw;  // with_file_errors names it
   } catch (const std::exception& e) {
     fail(path, "cannot unpickle checkpoint: " + one_line(e));
   }
@@ -39,6 +39,13 @@ StateDict read_pth_state_dict(const std::string& path) {
       for (const auto& item : root.toGenericDict())
         if (item.key().isString() && item.key().toStringRef() == key && collect_tensors(item.value(), dict)) return dict;
   fail(path, "checkpoint holds no tensor state dict (looked at the top level and under model/state_dict/model_ema/module)");
+}
+
+}  // namespace
+
+StateDict read_pth_state_dict(const std::string& path) {
+  // LibTorch's unpickler throws c10::Error and std::bad_alloc on hostile archives; both name the file.
+  return with_file_errors(path, [&] { return read_pth(path); });
 }
 
 }  // namespace ms

@@ -3,9 +3,29 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <string>
 
 namespace ms {
+
+// Accepted values (validate() checks every one; config.json fields are also refused on reading when they do
+// not fit). Wide enough for every timm ViT checkpoint; every derived size below is bounded by them.
+struct VitLimits {
+  static constexpr int kMaxImgSize = 4096;            // img_size in [1, 4096]; patch_size in [1, img_size], dividing it
+  static constexpr int kMaxGrid = 256;                // img_size / patch_size: at most 65,536 patches
+  static constexpr int kMaxEmbedDim = 16384;          // embed_dim in [1, 16384], divisible by num_heads in [1, embed_dim]
+  static constexpr int kMaxDepth = 256;               // depth in [1, 256]
+  static constexpr double kMaxMlpRatio = 64;          // mlp_ratio in (0, 64]
+  static constexpr int kMaxMlpHidden = 262144;        // int(embed_dim * mlp_ratio) in [1, 262144]
+  static constexpr int kMaxClasses = 100000;          // num_classes in [1, 100000]
+  static constexpr int kMaxInChans = 16;              // in_chans read as [1, 16]; only 3 is supported
+  static constexpr double kMinNormEps = 1e-12;        // norm_eps in [1e-12, 1]: smaller vanishes in float32
+  static constexpr double kMaxNormEps = 1;
+  static constexpr double kMinCropPct = 0.05;         // crop_pct in [0.05, 1], far below any timm config
+  static constexpr int kMaxResize = 2 * kMaxImgSize;  // floor(img_size / crop_pct) at most 8192 px
+  static constexpr double kMaxMean = 1;               // mean in [0, 1]: pixels are scaled to [0, 1] first
+  static constexpr double kMinStd = 0.01, kMaxStd = 10;  // std in [0.01, 10]
+};
 
 struct VitConfig {
   std::string architecture;  // timm model name, e.g. "deit_tiny_patch16_224"
@@ -33,17 +53,21 @@ struct VitConfig {
   std::array<float, 3> mean{0.485f, 0.456f, 0.406f};
   std::array<float, 3> std{0.229f, 0.224f, 0.225f};
 
+  // Derived sizes; within VitLimits (validate()) none of them overflows an int.
   int grid() const { return img_size / patch_size; }
   int num_patches() const { return grid() * grid(); }
   int num_prefix_tokens() const { return (class_token ? 1 : 0) + (distilled ? 1 : 0); }
   int num_tokens() const { return num_patches() + num_prefix_tokens(); }
   int head_dim() const { return embed_dim / num_heads; }
-  int mlp_hidden() const { return static_cast<int>(embed_dim * mlp_ratio); }
+  int mlp_hidden() const;   // int(embed_dim * mlp_ratio), as timm's Mlp
   int resize_size() const;  // floor(img_size / crop_pct)
 
-  // Throws ms::Error naming `source` when the combination is impossible.
+  // Throws ms::Error naming `source` when a value is outside VitLimits or the combination is impossible.
   void validate(const std::string& source) const;
 };
+
+// config.json files larger than this are refused unread (timm's are about 1 KB).
+constexpr size_t kMaxConfigJsonBytes = 1 << 20;
 
 // Parses a timm-hub config.json (architecture, model_args, pretrained_cfg).
 VitConfig load_config_json(const std::string& path);

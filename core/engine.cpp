@@ -1,5 +1,7 @@
 #include "engine.h"
 
+#include "error.h"
+
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
@@ -100,6 +102,27 @@ std::pair<at::Tensor, at::Tensor> apply_plan(const at::Tensor& x, const at::Tens
   if (x.is_cpu() && x.scalar_type() == at::kFloat && size.scalar_type() == at::kFloat)
     return apply_plan_cpu(x, size, dest.to(at::kLong), tokens);
   return apply_plan_aten(x, size, dest, tokens);
+}
+
+void check_finite_logits(const at::Tensor& logits, const Model& model, const std::vector<std::string>& images) {
+  if (at::isfinite(logits).all().item<bool>()) return;
+  const at::Tensor rows_2d = logits.dim() >= 2 ? logits.flatten(1) : logits.reshape({1, -1});
+  const at::Tensor row_ok = at::isfinite(rows_2d).all(1).to(at::kCPU);
+  const int64_t rows = row_ok.size(0);
+  int64_t first_bad = -1, bad = 0;
+  for (int64_t i = 0; i < rows; ++i)
+    if (!row_ok[i].item<bool>()) {
+      bad += 1;
+      if (first_bad < 0) first_bad = i;
+    }
+  std::string which;
+  if (static_cast<int64_t>(images.size()) == rows)
+    which = " for " + images[first_bad] +
+            (rows > 1 ? " (" + std::to_string(bad) + " of the " + std::to_string(rows) + " images of its batch)" : "");
+  else
+    which = " for " + std::to_string(bad) + " of " + std::to_string(rows) + " inputs";
+  fail(model.source(), "the forward pass gave NaN or infinite logits" + which +
+                           " (weights or config values out of range for float32?)");
 }
 
 at::Tensor reference_energy(const at::Tensor& keys_mean, int prefix_tokens, int layer, int depth) {

@@ -7,6 +7,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <string>
 #include <vector>
 
 namespace ms {
@@ -32,6 +33,11 @@ struct RunResult {
 // depend on the image (predict_tokens < 0: ltp, ltmp) run one image at a time, so every image keeps exactly
 // the tokens its thresholds select (grouping by image, no padding); results are concatenated in order.
 RunResult run(const Model& model, const at::Tensor& images, Reducer* reducer, const RunOptions& options = {});
+
+// Throws ms::Error("<model source>: ...") unless every logit is finite: NaN or inf from a model would otherwise
+// print as "-nan%". `images` names the batch's rows (or is empty) so that the message names the first image
+// whose logits are not finite. One isfinite().all() per batch when all is well.
+void check_finite_logits(const at::Tensor& logits, const Model& model, const std::vector<std::string>& images = {});
 
 // Applies a plan: size-weighted means of the tokens sharing a slot; returns the merged x and sizes.
 // Tokens whose slot is -1 are dropped.

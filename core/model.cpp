@@ -6,7 +6,9 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <set>
 
 namespace ms {
 namespace {
@@ -17,27 +19,71 @@ std::string shape_string(at::IntArrayRef shape) {
   return s + "]";
 }
 
-// Takes tensor `name` from the state dict, checking presence and shape, as float32 contiguous on `device`.
+// Orders names as people count: "blocks.2." before "blocks.10.".
+bool natural_less(const std::string& a, const std::string& b) {
+  size_t i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    if (std::isdigit(static_cast<unsigned char>(a[i])) && std::isdigit(static_cast<unsigned char>(b[j]))) {
+      size_t i_end = i, j_end = j;
+      while (i_end < a.size() && std::isdigit(static_cast<unsigned char>(a[i_end]))) ++i_end;
+      while (j_end < b.size() && std::isdigit(static_cast<unsigned char>(b[j_end]))) ++j_end;
+      const std::string x = a.substr(i, i_end - i), y = b.substr(j, j_end - j);
+      if (x.size() != y.size()) return x.size() < y.size();
+      if (x != y) return x < y;
+      i = i_end;
+      j = j_end;
+    } else {
+      if (a[i] != b[j]) return a[i] < b[j];
+      ++i;
+      ++j;
+    }
+  }
+  return a.size() - i < b.size() - j;
+}
+
+// Takes tensor `name` from the state dict, checking presence, shape and finiteness, as float32 contiguous on
+// `device`, and remembers what was taken so that tensors the config has no place for are found afterwards.
 class WeightReader {
  public:
   WeightReader(const StateDict& dict, const std::string& source, c10::Device device)
       : dict_(dict), source_(source), device_(device) {}
 
-  at::Tensor take(const std::string& name, std::vector<int64_t> shape) const {
+  at::Tensor take(const std::string& name, std::vector<int64_t> shape) {
     const auto it = dict_.find(name);
     if (it == dict_.end()) fail(source_, "missing tensor '" + name + "' (expected shape " + shape_string(shape) + ")");
     const at::Tensor& t = it->second;
     if (t.sizes() != at::IntArrayRef(shape))
       fail(source_, "tensor '" + name + "' has shape " + shape_string(t.sizes()) + " but the config needs " + shape_string(shape));
     if (!t.is_floating_point()) fail(source_, "tensor '" + name + "' is not floating point");
-    return t.to(device_, at::kFloat).contiguous();
+    taken_.insert(name);
+    at::Tensor out = t.to(device_, at::kFloat).contiguous();
+    // After the conversion: a float64 weight beyond float32's range becomes inf here. One pass per tensor
+    // at load instead of NaN logits printed as "-nan%" later.
+    if (!at::isfinite(out).all().item<bool>())
+      fail(source_, "tensor '" + name + "' holds NaN or infinite values" +
+                        (t.scalar_type() == at::kFloat ? std::string() : " (as float32)"));
+    return out;
   }
-  bool has(const std::string& name) const { return dict_.count(name) > 0; }
+
+  // Throws unless every tensor of the file was taken: weights for another depth, width or head layout must
+  // not load with the extra tensors ignored.
+  void expect_all_taken(const VitConfig& c) const {
+    std::vector<std::string> unused;
+    for (const auto& entry : dict_)
+      if (!taken_.count(entry.first)) unused.push_back(entry.first);
+    if (unused.empty()) return;
+    const std::string first = *std::min_element(unused.begin(), unused.end(), natural_less);
+    fail(source_, "unexpected tensor '" + excerpt(first, 120) + "' (" + std::to_string(unused.size()) +
+                      (unused.size() == 1 ? " tensor is" : " tensors are") +
+                      " not part of the model the config describes: depth " + std::to_string(c.depth) +
+                      ", embed_dim " + std::to_string(c.embed_dim) + "); config and weights disagree");
+  }
 
  private:
   const StateDict& dict_;
   const std::string& source_;
   c10::Device device_;
+  std::set<std::string> taken_;
 };
 
 }  // namespace
@@ -91,15 +137,18 @@ void Model::assign(const StateDict& dict, const std::string& source) {
     head_dist_w_ = w.take("head_dist.weight", {c.num_classes, C});
     head_dist_b_ = w.take("head_dist.bias", {c.num_classes});
   }
+  w.expect_all_taken(c);
 }
 
 std::shared_ptr<const Model> Model::from_state_dict(const VitConfig& config, const StateDict& weights,
                                                     const std::string& source, c10::Device device) {
+  config.validate(source);  // a config built in code has not been through the readers' checks
   std::shared_ptr<Model> m(new Model());
   m->config_ = config;
   m->source_ = source;
   m->device_ = device;
-  m->assign(weights, source);
+  // Conversions to float32 allocate a copy of every tensor: out of memory names the weights file.
+  with_file_errors(source, [&] { m->assign(weights, source); });
   return m;
 }
 
@@ -161,6 +210,7 @@ std::shared_ptr<const Model> Model::with_input_size(const std::shared_ptr<const 
     fail("--img-size", std::to_string(img_size) + " is not a positive multiple of the patch size " + std::to_string(c.patch_size));
   std::shared_ptr<Model> m(new Model(*model));
   m->config_.img_size = img_size;
+  m->config_.validate("--img-size " + std::to_string(img_size));  // e.g. too many patches for a small patch size
   const int64_t prefix = c.no_embed_class ? 0 : c.num_prefix_tokens(), G0 = c.grid(), G1 = img_size / c.patch_size;
   const at::Tensor grid = model->pos_embed_.slice(1, prefix).reshape({1, G0, G0, c.embed_dim}).permute({0, 3, 1, 2});
   const at::Tensor resized = at::upsample_bicubic2d(grid, {G1, G1}, /*align_corners=*/false)

@@ -1,7 +1,9 @@
 // Reader and writer for the safetensors format: an 8-byte little-endian header length, a JSON header
 // {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {...}}, then the raw data.
-// Every structural problem (truncation, offsets out of range or overlapping, unknown dtype, sizes that
-// disagree with shapes) is reported as ms::Error naming the file.
+// Every structural problem (truncation, a header that is not one JSON object starting with '{' and padded with
+// spaces only, duplicate keys, offsets out of range, overlapping or leaving bytes of the data uncovered, unknown
+// dtype, sizes that disagree with shapes) is reported as ms::Error naming the file, as strictly as the
+// reference reader (huggingface/safetensors) refuses them; see safetensors.cpp.
 #pragma once
 
 #include <ATen/core/Tensor.h>

@@ -2,6 +2,7 @@
 
 #include "checkpoint.h"
 #include "error.h"
+#include "io.h"
 
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
@@ -13,6 +14,9 @@
 
 namespace ms {
 namespace {
+
+// Threshold files hold a few numbers per block and a short calibration record (a few KB).
+constexpr uint64_t kMaxThresholdsJsonBytes = 1 << 20;
 
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -29,7 +33,7 @@ double threshold_value(const nlohmann::json& v, const std::string& path, const s
     if (s == "inf" || s == "+inf") return std::numeric_limits<double>::infinity();
     if (s == "-inf") return -std::numeric_limits<double>::infinity();
   }
-  fail(path, what + " is " + v.dump() + ", expected a number, \"inf\" or \"-inf\"");
+  fail(path, what + " is " + describe_json(v) + ", expected a number, \"inf\" or \"-inf\"");
 }
 
 nlohmann::json threshold_json(double v) {
@@ -38,21 +42,23 @@ nlohmann::json threshold_json(double v) {
 }
 
 LearnedThresholds load_json(const std::string& path, const std::string& method) {
-  std::ifstream f(path);
-  if (!f) fail(path, "cannot open thresholds file");
+  if (!std::ifstream(path)) fail(path, "cannot open thresholds file");
+  const std::vector<char> text = read_file(path, kMaxThresholdsJsonBytes, "thresholds file");
+  check_json_depth(text.data(), text.data() + text.size(), path);
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(f);
+    j = nlohmann::json::parse(text.begin(), text.end());
   } catch (const std::exception& e) {
-    fail(path, "not valid JSON (" + one_line(e) + ")");
+    fail(path, "not valid JSON (" + excerpt(one_line(e), 160) + ")");
   }
   if (!j.is_object() || !j.contains("blocks")) fail(path, "not a thresholds file (no \"blocks\" list)");
   LearnedThresholds t;
   t.method = j.contains("method") && j["method"].is_string() ? j["method"].get<std::string>() : method;
   if (t.method != method)
-    fail(path, "holds " + t.method + " thresholds, but the method is " + method +
+    fail(path, "holds " + excerpt(t.method) + " thresholds, but the method is " + method +
                    (t.method == "ltmp" ? " (use ltmp:thresholds=" + path + ")" : ""));
   if (j.contains("model") && j["model"].is_string()) t.model = j["model"].get<std::string>();
+  // Informational; dumping it is safe only because the depth and size were bounded above.
   if (j.contains("calibration")) t.calibration = j["calibration"].dump();
   const nlohmann::json& blocks = j["blocks"];
   if (!blocks.is_array() || blocks.empty()) fail(path, "\"blocks\" must be a non-empty list, one entry per block");
@@ -60,7 +66,7 @@ LearnedThresholds load_json(const std::string& path, const std::string& method) 
     const std::string where = "block " + std::to_string(l);
     if (!blocks[l].is_object()) fail(path, where + " is not an object like {\"merge\": 0.9, \"prune\": 0.002}");
     for (const auto& [key, value] : blocks[l].items())
-      if (key != "prune" && key != "merge") fail(path, where + ": unknown key '" + key + "' (expected merge, prune)");
+      if (key != "prune" && key != "merge") fail(path, where + ": unknown key '" + excerpt(key) + "' (expected merge, prune)");
     if (!blocks[l].contains("prune")) fail(path, where + " has no \"prune\" threshold");
     t.prune.push_back(threshold_value(blocks[l]["prune"], path, where + " prune"));
     if (method == "ltmp") {
@@ -117,9 +123,11 @@ LearnedThresholds load_checkpoint(const std::string& path, const std::string& me
 
 LearnedThresholds load_thresholds(const std::string& path, const std::string& method) {
   if (method != "ltmp" && method != "ltp") fail(path, "thresholds are for ltmp or ltp, not " + method);
-  if (ends_with(path, ".pth") || ends_with(path, ".bin") || ends_with(path, ".pt") || ends_with(path, ".safetensors"))
-    return load_checkpoint(path, method);
-  return load_json(path, method);
+  return with_file_errors(path, [&] {
+    if (ends_with(path, ".pth") || ends_with(path, ".bin") || ends_with(path, ".pt") || ends_with(path, ".safetensors"))
+      return load_checkpoint(path, method);
+    return load_json(path, method);
+  });
 }
 
 void save_thresholds(const std::string& path, const LearnedThresholds& t) {

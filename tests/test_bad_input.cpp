@@ -5,7 +5,9 @@
 //
 // Fixtures: tests/fixtures/make_bad_inputs.py (PIL) writes the image variants to <fixtures>/bad; truncations,
 // the 12-bit and size patches, the scanless JPEG and the broken checkpoints are made here in a temporary folder.
+#include "engine.h"
 #include "error.h"
+#include "model.h"
 #include "safetensors.h"
 #include "test_util.h"
 
@@ -20,6 +22,8 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 namespace ms {
@@ -169,6 +173,41 @@ class BadInput : public ::testing::Test {
     fs::copy_file(kModelDir + "/config.json", dir + "/config.json", fs::copy_options::overwrite_existing);
     write_safetensors(dir + "/model.safetensors", weights);
     return dir;
+  }
+
+  // The shared config.json with each `from` replaced by its `to` (each must occur exactly once).
+  static std::string shared_config_with(const std::vector<std::pair<std::string, std::string>>& edits) {
+    std::string text = read_bytes(kModelDir + "/config.json");
+    for (const auto& [from, to] : edits) {
+      const size_t at = text.find(from);
+      EXPECT_NE(at, std::string::npos) << "'" << from << "' not in the shared config.json";
+      EXPECT_EQ(text.find(from, at + 1), std::string::npos) << "'" << from << "' occurs twice";
+      if (at != std::string::npos) text.replace(at, from.size(), to);
+    }
+    return text;
+  }
+
+  // A model folder with `config_text` beside the real shared weights (a symbolic link: never written).
+  static std::string folder_with_shared_weights(const std::string& name, const std::string& config_text) {
+    const std::string dir = tmp(name);
+    fs::create_directories(dir);
+    write_bytes(dir + "/config.json", config_text);
+    fs::create_symlink(fs::absolute(kModelDir + "/model.safetensors"), dir + "/model.safetensors");
+    return dir;
+  }
+
+  // The shared model.safetensors with its header length changed by `length_delta` and `insert` placed at
+  // byte `insert_at` of the data section (npos: appended).
+  static std::string shared_weights_bytes(int64_t length_delta, const std::string& insert = "",
+                                          size_t insert_at = std::string::npos) {
+    std::string bytes = read_bytes(kModelDir + "/model.safetensors");
+    uint64_t n = 0;
+    for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<uint8_t>(bytes[i]);
+    const uint64_t data_begin = 8 + n;
+    n = static_cast<uint64_t>(static_cast<int64_t>(n) + length_delta);
+    for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>((n >> (8 * i)) & 0xff);
+    if (!insert.empty()) bytes.insert(insert_at == std::string::npos ? bytes.size() : data_begin + insert_at, insert);
+    return bytes;
   }
 
   static test::CommandResult cli(const std::string& args) { return test::run_command(quote(test::cli_path()) + " " + args); }
@@ -516,6 +555,216 @@ TEST_F(BadInput, EvalFolderWithoutImages) {
   const std::string dir = tmp("empty_folder");
   fs::create_directories(dir);
   expect_clean_failure(cli("eval --images " + quote(dir)), dir, {"no JPEG, PNG or BMP"});
+}
+
+// ---- hostile model files (issue 13): JSON limits, checked numbers, strict safetensors, config = weights ----
+
+TEST_F(BadInput, DeeplyNestedConfigJson) {
+  // 100,000 nested arrays as the architecture crashed the message that dumped it (stack overflow).
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  const std::string dir = model_folder("deep_config", "unused", ("{\"architecture\": " + deep + "}").c_str());
+  const auto r = classify_with_model(dir);
+  expect_clean_failure(r, dir + "/config.json", {"deeper than 64"});
+  EXPECT_LT(r.err.size(), 300u) << "the message quotes the structure";
+}
+
+TEST_F(BadInput, OversizedConfigJson) {
+  const std::string text = shared_config_with({{"\"provenance\"", "\"padding\": \"" + std::string(2 << 20, 'x') + "\", \"provenance\""}});
+  const std::string dir = model_folder("big_config", "unused", text.c_str());
+  expect_clean_failure(classify_with_model(dir), dir + "/config.json", {"over the limit of 1048576 bytes"});
+}
+
+TEST_F(BadInput, DeeplyNestedThresholdFile) {
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  const std::string image = test::shared_image("n01440764_tench.JPEG");
+  const std::string calibration = tmp("deep_calibration.json");
+  write_bytes(calibration, "{\"method\": \"ltp\", \"blocks\": [{\"prune\": 0.1}], \"calibration\": " + deep + "}");
+  const std::string prune = tmp("deep_prune.json");
+  write_bytes(prune, "{\"method\": \"ltp\", \"blocks\": [{\"prune\": " + deep + "}]}");
+  for (const auto& file : {calibration, prune}) {
+    SCOPED_TRACE(file);
+    const auto r = cli("trace --model " + quote(kModelDir) + " --method " + quote("ltp:thresholds=" + file) + " " + quote(image) +
+                       " --out " + quote(tmp("deep_trace.json")));
+    expect_clean_failure(r, file, {"deeper than 64"});
+    EXPECT_LT(r.err.size(), 300u);
+  }
+  const std::string big = tmp("big_thresholds.json");
+  write_bytes(big, "{\"blocks\": [{\"prune\": 0.1}], \"calibration\": \"" + std::string(2 << 20, 'x') + "\"}");
+  expect_clean_failure(cli("trace --model " + quote(kModelDir) + " --method " + quote("ltp:thresholds=" + big) + " " +
+                           quote(image) + " --out " + quote(tmp("big_trace.json"))),
+                       big, {"over the limit of 1048576 bytes"});
+}
+
+TEST_F(BadInput, ConfigIntegersAreNotTruncated) {
+  // Before: depth 4294967308 loaded as 12 and embed_dim 4294967488 as 192, and the model ran.
+  const std::vector<std::tuple<std::string, std::string, std::string>> cases = {
+      {"\"depth\": 12", "\"depth\": 4294967308", "depth 4294967308 is outside [1, 256]"},
+      {"\"embed_dim\": 192", "\"embed_dim\": 4294967488", "embed_dim 4294967488 is outside [1, 16384]"},
+      {"\"img_size\": 224", "\"img_size\": 1073741824", "img_size 1073741824 is outside [1, 4096]"},
+      {"\"num_heads\": 3", "\"num_heads\": -3", "num_heads -3 is outside [1, 16384]"},
+  };
+  int i = 0;
+  for (const auto& [from, to, message] : cases) {
+    SCOPED_TRACE(to);
+    const std::string dir = model_folder("int_" + std::to_string(i++), "unused", shared_config_with({{from, to}}).c_str());
+    expect_clean_failure(classify_with_model(dir), dir + "/config.json", {message});
+  }
+}
+
+TEST_F(BadInput, ConfigFloatsOutOfRangeOrNotFinite) {
+  // Before: crop_pct 1e-12 and mlp_ratio 1e308 overflowed float-to-int conversions, crop_pct 1e-5 asked for
+  // 33.6 GB, and mean 1e39 / norm_eps -1 printed "-nan%" with exit 0.
+  const std::vector<std::tuple<std::string, std::string, std::string>> cases = {
+      {"\"crop_pct\": 0.875", "\"crop_pct\": 1e-12", "crop_pct 1e-12 is outside [0.05, 1]"},
+      {"\"crop_pct\": 0.875", "\"crop_pct\": 1e-5", "crop_pct 1e-05 is outside [0.05, 1]"},
+      {"\"mlp_ratio\": 4.0", "\"mlp_ratio\": 1e308", "mlp_ratio 1e+308 is outside (0, 64]"},
+      {"0.485", "1e39", "mean[0] 1e+39 is outside [0, 1]"},
+      {"\"norm_eps\": 1e-06", "\"norm_eps\": -1", "norm_eps -1 is outside [1e-12, 1]"},
+      {"\"input_size\": [\n      3,", "\"input_size\": [\n      1,",
+       "pretrained_cfg.input_size [1,224,224] disagrees with in_chans 3 and img_size 224"},
+  };
+  int i = 0;
+  for (const auto& [from, to, message] : cases) {
+    SCOPED_TRACE(to);
+    const std::string dir = model_folder("float_" + std::to_string(i++), "unused", shared_config_with({{from, to}}).c_str());
+    expect_clean_failure(classify_with_model(dir), dir + "/config.json", {message});
+  }
+}
+
+TEST_F(BadInput, SafetensorsHeaderLengthOneByteShort) {
+  // Before: every tensor loaded shifted by one byte and classify printed "-nan%" with exit 0.
+  const std::string dir = model_folder("st_short_by_one", shared_weights_bytes(-1));
+  expect_clean_failure(classify_with_model(dir), dir + "/model.safetensors", {"ends with 1 byte no tensor covers"});
+}
+
+TEST_F(BadInput, SafetensorsBytesInsertedOrAppended) {
+  const std::string inserted = model_folder("st_inserted", shared_weights_bytes(0, "WXYZ", 1000));
+  expect_clean_failure(classify_with_model(inserted), inserted + "/model.safetensors", {"ends with 4 bytes no tensor covers"});
+  const std::string appended = model_folder("st_appended", shared_weights_bytes(0, std::string(16, '\0')));
+  expect_clean_failure(classify_with_model(appended), appended + "/model.safetensors", {"ends with 16 bytes no tensor covers"});
+}
+
+TEST_F(BadInput, SafetensorsGapBetweenTensors) {
+  const std::string header = R"({"head.bias":{"dtype":"F32","shape":[1000],"data_offsets":[0,4000]},)"
+                             R"("head.weight":{"dtype":"F32","shape":[2],"data_offsets":[4008,4016]}})";
+  const std::string dir = model_folder("st_gap", safetensors_bytes(header, 4016, header.size()));
+  expect_clean_failure(classify_with_model(dir), dir + "/model.safetensors", {"data bytes [4000, 4008) belong to no tensor"});
+}
+
+TEST_F(BadInput, ConfigDepthDisagreesWithWeights) {
+  // Before: depth 2 or 7 ran the 12-block weights' first blocks and ignored the rest.
+  for (const auto& [depth, first_unused, unused] :
+       std::vector<std::tuple<int, std::string, int>>{{2, "blocks.2.attn.proj.bias", 120}, {7, "blocks.7.attn.proj.bias", 60}}) {
+    SCOPED_TRACE(depth);
+    const std::string dir = folder_with_shared_weights("depth_" + std::to_string(depth),
+                                                       shared_config_with({{"\"depth\": 12", "\"depth\": " + std::to_string(depth)}}));
+    const auto r = classify_with_model(dir);
+    expect_clean_failure(r, dir + "/model.safetensors", {"unexpected tensor '" + first_unused + "'"});
+    EXPECT_NE(r.err.find(std::to_string(unused) + " tensors are not part of the model the config describes: depth " +
+                         std::to_string(depth)),
+              std::string::npos)
+        << r.err;
+  }
+  const std::string deeper = folder_with_shared_weights("depth_13", shared_config_with({{"\"depth\": 12", "\"depth\": 13"}}));
+  expect_clean_failure(classify_with_model(deeper), deeper + "/model.safetensors", {"missing tensor 'blocks.12.norm1.weight'"});
+}
+
+TEST_F(BadInput, ConfigDepthDisagreesWithPthWeights) {
+  const std::string dir = tmp("pth_depth_7");
+  fs::create_directories(dir);
+  write_bytes(dir + "/config.json", shared_config_with({{"\"depth\": 12", "\"depth\": 7"}}));
+  fs::create_symlink(fs::absolute(test::fixtures_dir() + "/deit_tiny.pth"), dir + "/model.pth");
+  expect_clean_failure(classify_with_model(dir), dir + "/model.pth", {"unexpected tensor 'blocks.7.attn.proj.bias'"});
+}
+
+TEST_F(BadInput, NonFiniteWeight) {
+  auto weights = real_weights();
+  at::Tensor fc1 = weights.at("blocks.3.mlp.fc1.weight").clone();
+  fc1[5][7] = std::nanf("");
+  weights["blocks.3.mlp.fc1.weight"] = fc1;
+  const std::string dir = model_folder_with("nan_weight", weights);
+  expect_clean_failure(classify_with_model(dir), dir + "/model.safetensors",
+                       {"tensor 'blocks.3.mlp.fc1.weight' holds NaN or infinite values"});
+  // Finite as float64, infinite as the float32 the model computes in.
+  weights = real_weights();
+  weights["head.bias"] = at::full({1000}, 1e39, at::kDouble);
+  const std::string dir64 = model_folder_with("inf_as_float32", weights);
+  expect_clean_failure(classify_with_model(dir64), dir64 + "/model.safetensors",
+                       {"tensor 'head.bias' holds NaN or infinite values (as float32)"});
+}
+
+TEST_F(BadInput, NonFiniteLogitsInEveryCommand) {
+  // Finite weights whose products overflow float32: the logits are inf or NaN. Every command that runs the
+  // model refuses them, naming the weights (and the image where one is given) instead of printing "-nan%".
+  auto weights = real_weights();
+  weights["head.weight"] = at::full({1000, 192}, 3e38f);
+  const std::string dir = model_folder_with("overflowing_head", weights);
+  const std::string weights_file = dir + "/model.safetensors";
+  const std::string image = test::shared_image("n01440764_tench.JPEG");
+  const std::string images = tmp("two_images");
+  fs::create_directories(images);
+  for (const char* name : {"n01440764_tench.JPEG", "n01484850_great_white_shark.JPEG"})
+    fs::create_symlink(fs::absolute(test::shared_image(name)), images + "/" + name);
+  const std::string model = " --model " + quote(dir) + " ";
+  const std::string logits = "the forward pass gave NaN or infinite logits";
+  {
+    const auto r = cli("classify" + model + quote(image));
+    expect_clean_failure(r, weights_file, {logits});
+    EXPECT_NE(r.err.find("for " + image), std::string::npos) << r.err;
+  }
+  expect_clean_failure(cli("eval" + model + "--images " + quote(images)), weights_file, {logits});
+  expect_clean_failure(cli("trace" + model + "--method tome:r=8 " + quote(image) + " --out " + quote(tmp("nan_trace.json"))),
+                       weights_file, {logits});
+  expect_clean_failure(cli("bench" + model + "--warmup 0 --repeat 1"), weights_file, {logits});
+  expect_clean_failure(cli("bench" + model + "--method tome:r=8 --warmup 0 --repeat 1"), weights_file, {logits});
+  expect_clean_failure(cli("spectrum" + model + "--method tome:r=8 " + quote(image) + " --out " + quote(tmp("nan_spectrum"))),
+                       weights_file, {logits});
+  {
+    auto r = cli("calibrate" + model + "--method ltp --images " + quote(images) + " --batch 2 --out " +
+                 quote(tmp("nan_thresholds.json")));
+    // calibrate states its plan on stderr before it starts; the error is the line after it.
+    const size_t plan_end = r.err.find('\n');
+    ASSERT_NE(plan_end, std::string::npos) << r.err;
+    EXPECT_EQ(r.err.rfind("calibrate ltp on 2 images", 0), 0u) << r.err;
+    r.err.erase(0, plan_end + 1);
+    expect_clean_failure(r, weights_file, {logits});
+    EXPECT_FALSE(fs::exists(tmp("nan_thresholds.json")));
+  }
+}
+
+TEST_F(BadInput, ScheduleEntriesAreStrictNumbers) {
+  for (const std::string& spec : {"tome:schedule= 8;+8", "tome:schedule=8;+8", "tome:schedule=8;0x8", "tome:schedule=99999999999999999999"}) {
+    SCOPED_TRACE(spec);
+    expect_clean_failure(cli("bench --random-weights deit_tiny_patch16_224 --method " + quote(spec) + " --warmup 0 --repeat 1"),
+                         "method spec '" + spec + "'", {"is not a non-negative integer"});
+  }
+}
+
+TEST_F(BadInput, MissingModelPathListsEachPlaceOnce) {
+  const auto r = classify_with_model("/nonexistent");
+  expect_clean_failure(r, "/nonexistent", {"model not found"});
+  EXPECT_NE(r.err.find("looked in /nonexistent (set MERGESCOPE_MODELS"), std::string::npos) << r.err;
+}
+
+TEST(FiniteLogits, NamesTheModelAndTheFirstImageAtFault) {
+  const auto model = Model::random("deit_tiny_patch16_224");
+  at::Tensor logits = at::zeros({3, 1000});
+  EXPECT_NO_THROW(check_finite_logits(logits, *model, {"a.png", "b.png", "c.png"}));
+  logits[1][17] = std::nanf("");
+  logits[2][3] = INFINITY;
+  try {
+    check_finite_logits(logits, *model, {"a.png", "b.png", "c.png"});
+    ADD_FAILURE() << "NaN logits accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "random:deit_tiny_patch16_224: the forward pass gave NaN or infinite logits for b.png "
+                                     "(2 of the 3 images of its batch) (weights or config values out of range for float32?)");
+  }
+  try {
+    check_finite_logits(logits, *model);
+    ADD_FAILURE() << "NaN logits accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("for 2 of 3 inputs"), std::string::npos) << e.what();
+  }
 }
 
 // ---- positive controls ------------------------------------------------------------------------------

@@ -10,6 +10,10 @@
 #include <c10/core/InferenceMode.h>
 #include <gtest/gtest.h>
 
+#include <string>
+#include <utility>
+#include <vector>
+
 namespace ms {
 namespace {
 
@@ -44,6 +48,38 @@ TEST(CheckpointPth, NotAZipIsAClearError) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find(renamed), std::string::npos);
     EXPECT_NE(std::string(e.what()).find("zip"), std::string::npos);
+  }
+}
+
+TEST(CheckpointPth, ConfigAndWeightsMustAgreeExactly) {
+  // As for safetensors: a config for fewer or more blocks than the checkpoint holds is refused, naming the
+  // first tensor without a place in the model (or the first one missing).
+  const std::string path = test::fixtures_dir() + "/deit_tiny.pth";
+  const StateDict dict = read_state_dict(path);
+  for (const auto& [depth, expected] : std::vector<std::pair<int, std::string>>{
+           {7, "unexpected tensor 'blocks.7.attn.proj.bias' (60 tensors"},
+           {2, "unexpected tensor 'blocks.2.attn.proj.bias' (120 tensors"},
+           {13, "missing tensor 'blocks.12.norm1.weight'"}}) {
+    VitConfig config = config_from_arch_name("deit_tiny_patch16_224");
+    config.depth = depth;
+    try {
+      Model::from_state_dict(config, dict, path);
+      ADD_FAILURE() << "depth " << depth << " accepted";
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      EXPECT_EQ(msg.rfind(path + ": ", 0), 0u) << msg;
+      EXPECT_NE(msg.find(expected), std::string::npos) << msg;
+    }
+  }
+  // An extra tensor of any name, too.
+  StateDict extra = dict;
+  extra["blocks.0.attn.q_norm.weight"] = at::ones({64});
+  try {
+    Model::from_state_dict(config_from_arch_name("deit_tiny_patch16_224"), extra, path);
+    ADD_FAILURE() << "extra tensor accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("unexpected tensor 'blocks.0.attn.q_norm.weight' (1 tensor is not part"), std::string::npos)
+        << e.what();
   }
 }
 

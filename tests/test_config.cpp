@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -302,6 +304,124 @@ TEST(ConfigJson, OtherImpossibleValues) {
   expect_json_error(config_text("", R"("std": [0.2, 0, 0.2])"), {"std"});
   expect_json_error(config_text("", R"("input_size": [3, 384, 384])"), {"input_size", "img_size 224"});
   expect_json_error(R"({"architecture": "deit_tiny_patch16_224", "num_classes": 0})", {"num_classes"});
+}
+
+// ---- hostile values (issue 13): limits, overflow, non-finite numbers ------------------------------------
+
+TEST(ConfigJson, DeepNestingIsRefusedBeforeParsing) {
+  // 100,000 nested arrays crashed the message that dumped them (stack overflow in the serializer).
+  const std::string deep = std::string(100000, '[') + std::string(100000, ']');
+  expect_json_error(config_text("", "", deep), {"deeper than 64"});
+  expect_json_error(config_text(R"("unused": )" + deep), {"deeper than 64"});
+  // Brackets inside strings are text, not nesting.
+  expect_json_error(config_text("", "", "\"" + std::string(1000, '[') + "\""), {"unknown architecture"});
+  const std::string at_limit = std::string(62, '[') + std::string(62, ']');  // + the config's own 2 levels = 64
+  EXPECT_NO_THROW(parse_config_json(config_text(R"("unused": )" + at_limit), "x.json"));
+}
+
+TEST(ConfigJson, OversizedFileIsRefused) {
+  const std::string padding(kMaxConfigJsonBytes, ' ');
+  expect_json_error(config_text("") + padding, {"over the limit of 1048576 bytes"});
+}
+
+TEST(ConfigJson, MessagesQuoteOnlyAShortPrefixOfUntrustedValues) {
+  const std::string long_name = "deit_" + std::string(200000, 'x') + "\n\x01";
+  try {
+    parse_config_json(config_text("", "", "\"" + long_name.substr(0, long_name.size() - 2) + "\""), "x.json");
+    ADD_FAILURE() << "accepted";
+  } catch (const Error& e) {
+    EXPECT_LT(std::string(e.what()).size(), 300u) << "message quotes the whole value";
+    EXPECT_NE(std::string(e.what()).find("unknown architecture 'deit_xxx"), std::string::npos) << e.what();
+  }
+  try {
+    parse_config_json(config_text(R"("global_pool": ")" + std::string(5000, 'g') + "\\n\\u0001\"", ""), "x.json");
+    ADD_FAILURE() << "accepted";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_LT(msg.size(), 300u) << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  }
+  expect_json_error(config_text(R"("depth": [[[[12]]]])"), {"'depth'", "an array of 1 value"});
+}
+
+TEST(ConfigJson, IntegersAreNotNarrowed) {
+  // nlohmann's get<int>() wraps these to 12 and 192.
+  expect_json_error(config_text(R"("depth": 4294967308)"), {"depth 4294967308 is outside [1, 256]"});
+  expect_json_error(config_text(R"("embed_dim": 4294967488)"), {"embed_dim 4294967488 is outside [1, 16384]"});
+  expect_json_error(config_text(R"("img_size": 1073741824)"), {"img_size 1073741824 is outside [1, 4096]"});
+  expect_json_error(config_text(R"("depth": 18446744073709551615)"), {"depth 18446744073709551615"});
+  expect_json_error(config_text(R"("depth": 18446744073709551616)"), {"'depth'", "wrong type"});  // past uint64: a float
+  expect_json_error(config_text(R"("depth": -12)"), {"depth -12 is outside [1, 256]"});
+  expect_json_error(R"({"architecture": "deit_tiny_patch16_224", "num_classes": 4294968296})",
+                    {"num_classes 4294968296 is outside [1, 100000]"});
+  expect_json_error(config_text(R"("num_heads": 2147483651)"), {"num_heads 2147483651"});
+}
+
+TEST(ConfigJson, DerivedSizesAreBounded) {
+  // (img/patch)^2 patches: 4096/8 = 512 per side would be 262,144 tokens.
+  expect_json_error(config_text(R"("img_size": 4096, "patch_size": 8)", R"("crop_pct": 1.0, "input_size": [3, 4096, 4096])"),
+                    {"512 patches per side", "over the limit of 256"});
+  const VitConfig big = parse_config_json(
+      config_text(R"("img_size": 4096, "patch_size": 16)", R"("crop_pct": 1.0, "input_size": [3, 4096, 4096])"), "x.json");
+  EXPECT_EQ(big.num_patches(), 65536);
+  EXPECT_EQ(big.resize_size(), 4096);
+  // The resize target floor(img_size / crop_pct).
+  expect_json_error(config_text(R"("img_size": 4096, "patch_size": 16)", R"("crop_pct": 0.4, "input_size": [3, 4096, 4096])"),
+                    {"crop_pct 0.4 with img_size 4096", "10240 px", "over the limit of 8192"});
+  // The MLP width int(embed_dim * mlp_ratio).
+  expect_json_error(config_text(R"("embed_dim": 16384, "num_heads": 16, "mlp_ratio": 32)"), {"MLP width", "524288"});
+  expect_json_error(config_text(R"("mlp_ratio": 0.001)"), {"MLP width", "= 0 is outside [1, 262144]"});
+}
+
+TEST(ConfigJson, FloatsNeedRangeAndFiniteness) {
+  expect_json_error(config_text("", R"("crop_pct": 1e-12)"), {"crop_pct 1e-12 is outside [0.05, 1]"});
+  expect_json_error(config_text("", R"("crop_pct": 1e-5)"), {"crop_pct 1e-05 is outside [0.05, 1]"});
+  expect_json_error(config_text(R"("mlp_ratio": 1e308)"), {"mlp_ratio 1e+308 is outside (0, 64]"});
+  expect_json_error(config_text(R"("mlp_ratio": 0)"), {"mlp_ratio 0 is outside (0, 64]"});
+  expect_json_error(config_text(R"("mlp_ratio": true)"), {"'mlp_ratio'", "wrong type"});
+  expect_json_error(config_text("", R"("mean": [1e39, 0.5, 0.5])"), {"mean[0] 1e+39 is outside [0, 1]"});
+  expect_json_error(config_text("", R"("mean": [0.5, -0.1, 0.5])"), {"mean[1] -0.1 is outside [0, 1]"});
+  expect_json_error(config_text("", R"("std": [0.2, 0.2, 1e300])"), {"std[2] 1e+300 is outside [0.01, 10]"});
+  expect_json_error(config_text(R"("norm_eps": -1)"), {"norm_eps -1 is outside [1e-12, 1]"});
+  expect_json_error(config_text(R"("norm_eps": 0)"), {"norm_eps 0 is outside"});
+  expect_json_error(config_text(R"("norm_eps": 1e-300)"), {"norm_eps 1e-300 is outside"});
+  // A number past double's range is a JSON error of its own (nlohmann refuses to parse it).
+  expect_json_error(config_text(R"("mlp_ratio": 1e400)"), {"invalid JSON"});
+}
+
+TEST(ConfigJson, InputSizeMustBeThreeChannelsAtImgSize) {
+  expect_json_error(config_text("", R"("input_size": [1, 224, 224])"),
+                    {"input_size [1,224,224] disagrees with in_chans 3 and img_size 224", "[3,224,224]"});
+  expect_json_error(config_text("", R"("input_size": [3, 224, 192])"), {"input_size [3,224,192]"});
+  expect_json_error(config_text("", R"("input_size": [3, 224])"), {"'input_size'", "wrong type"});
+  expect_json_error(config_text("", R"("input_size": [3.0, 224, 224])"), {"'input_size'", "wrong type"});
+  expect_json_error(config_text("", R"("input_size": [4294967299, 224, 224])"), {"input_size [4294967299,224,224]"});
+}
+
+TEST(ConfigValidate, ConfigsBuiltInCodeAreCheckedToo) {
+  // Model::from_state_dict validates whatever config it gets; derived sizes never overflow an int.
+  VitConfig c = config_from_arch_name("deit_tiny_patch16_224");
+  c.img_size = 1073741824;
+  expect_config_error([&] { c.validate("code"); }, "code", {"img_size 1073741824 is outside [1, 4096]"});
+  c = config_from_arch_name("deit_tiny_patch16_224");
+  c.crop_pct = 1e-12;
+  expect_config_error([&] { c.resize_size(); }, "deit_tiny_patch16_224", {"crop_pct 1e-12", "resize target"});
+  c = config_from_arch_name("deit_tiny_patch16_224");
+  c.mlp_ratio = 1e308;
+  expect_config_error([&] { c.mlp_hidden(); }, "deit_tiny_patch16_224", {"MLP width"});
+  c = config_from_arch_name("deit_tiny_patch16_224");
+  c.mean[2] = std::numeric_limits<float>::infinity();
+  expect_config_error([&] { c.validate("code"); }, "code", {"mean[2] inf is outside [0, 1]"});
+  c = config_from_arch_name("deit_tiny_patch16_224");
+  c.norm_eps = std::nan("");
+  expect_config_error([&] { c.validate("code"); }, "code", {"norm_eps nan"});
+}
+
+TEST(ConfigJson, RealConfigsStayWithinTheLimits) {
+  for (const auto& path : {kDeitConfig, kVitConfig}) EXPECT_NO_THROW(load_config_json(path)) << path;
+  for (const char* name : {"vit_huge_patch14_224", "vit_large_patch16_384", "deit3_base_patch16_384",
+                           "deit_base_distilled_patch16_224", "vit_base_patch32_224"})
+    EXPECT_NO_THROW(config_from_arch_name(name)) << name;
 }
 
 }  // namespace

@@ -338,5 +338,86 @@ TEST_F(SafetensorsTest, ByteCountDisagreesWithShape) {
                     {"'x'", "holds 8 bytes", "needs 6"});
 }
 
+// ---- as strict as the reference reader (issue 13) ----------------------------------------------------------
+
+TEST_F(SafetensorsTest, DataSectionMustBeFullyCovered) {
+  // A gap between two tensors.
+  expect_read_error(write_file("gap.safetensors",
+                               R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},)"
+                               R"("b":{"dtype":"U8","shape":[4],"data_offsets":[8,12]}})",
+                               12),
+                    {"data bytes [4, 8) belong to no tensor", "after 'a'", "before 'b'"});
+  // A gap at the start.
+  expect_read_error(write_file("gap_start.safetensors", R"({"b":{"dtype":"U8","shape":[4],"data_offsets":[4,8]}})", 8),
+                    {"data bytes [0, 4) belong to no tensor", "before 'b'"});
+  // Bytes after the last tensor.
+  expect_read_error(write_file("trailing.safetensors", R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]}})", 7),
+                    {"ends with 3 bytes no tensor covers", "'a', ends at byte 4 of 7"});
+  expect_read_error(write_file("trailing_none.safetensors", "{}", 1), {"ends with 1 byte no tensor covers", "no tensor has data"});
+  // An empty tensor must sit at a boundary, not inside another tensor's bytes (the reference's InvalidOffset).
+  expect_read_error(write_file("empty_inside.safetensors",
+                               R"({"big":{"dtype":"U8","shape":[16],"data_offsets":[0,16]},)"
+                               R"("e":{"dtype":"U8","shape":[0],"data_offsets":[8,8]}})",
+                               16),
+                    {"empty tensor 'e'", "[8, 8]", "inside another tensor"});
+}
+
+TEST_F(SafetensorsTest, HeaderLengthOneByteShortOrBytesInsertedAreRefused) {
+  // Before: every tensor loaded shifted by one byte and the model printed "-nan%".
+  const std::string padded = R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})" + std::string(3, ' ');
+  std::string good = file_bytes(padded, 8, padded.size());
+  expect_read_error(write_bytes("short_by_one.safetensors", file_bytes(padded, 8, padded.size() - 1)),
+                    {"ends with 1 byte no tensor covers"});
+  EXPECT_NO_THROW(read_safetensors(write_bytes("good_padded.safetensors", good)));
+  std::string inserted = good;
+  inserted.insert(8 + padded.size() + 4, "XYZW");
+  expect_read_error(write_bytes("inserted.safetensors", inserted), {"ends with 4 bytes no tensor covers"});
+  // Without padding, one byte short cuts the closing brace.
+  const std::string tight = R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
+  expect_read_error(write_bytes("short_tight.safetensors", file_bytes(tight, 8, tight.size() - 1)), {"not valid JSON"});
+}
+
+TEST_F(SafetensorsTest, HeaderStartAndPaddingFollowTheFormat) {
+  expect_read_error(write_file("leading_space.safetensors", " {}", 0), {"must begin with '{'", "0x20"});
+  expect_read_error(write_file("newline_pad.safetensors", "{}\n", 0), {"padded with byte 0x0A", "spaces, 0x20, only"});
+  expect_read_error(write_file("tab_pad.safetensors", "{} \t ", 0), {"padded with byte 0x09"});
+  EXPECT_NO_THROW(read_safetensors(write_file("space_pad.safetensors", "{}       ", 0)));
+}
+
+TEST_F(SafetensorsTest, DuplicateKeysAreRefused) {
+  expect_read_error(write_file("dup.safetensors",
+                               R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},)"
+                               R"("a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]}})",
+                               4),
+                    {"key 'a' twice"});
+  expect_read_error(
+      write_file("dup_inner.safetensors", R"({"a":{"dtype":"U8","dtype":"F32","shape":[4],"data_offsets":[0,4]}})", 4),
+      {"key 'dtype' twice"});
+}
+
+TEST_F(SafetensorsTest, DeepOrHostileHeadersAreRefused) {
+  const std::string deep = "{\"__metadata__\":" + std::string(100000, '[') + std::string(100000, ']') + "}";
+  expect_read_error(write_file("deep.safetensors", deep, 0), {"deeper than 64"});
+  expect_read_error(write_file("meta_array.safetensors", R"({"__metadata__":[1]})", 0), {"__metadata__", "expected an object"});
+  std::string rank = R"({"x":{"dtype":"U8","shape":[)";
+  for (int i = 0; i < 65; ++i) rank += i ? ",1" : "1";
+  expect_read_error(write_file("rank.safetensors", rank + R"(],"data_offsets":[0,1]}})", 1), {"65 dimensions"});
+  // Messages quote a short prefix of hostile names, on one line.
+  const std::string name = std::string(5000, 'n') + "\\n";
+  try {
+    read_safetensors(write_file("long_name.safetensors", "{\"" + name + R"(":{"dtype":"Q8","shape":[1],"data_offsets":[0,1]}})", 1));
+    ADD_FAILURE() << "accepted";
+  } catch (const Error& e) {
+    EXPECT_LT(std::string(e.what()).size(), 500u);
+    EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos);
+  }
+}
+
+TEST_F(SafetensorsTest, FilesOfTheReferenceWriterPass) {
+  // The shared model and golden file were written by huggingface/safetensors: padded, contiguous, covered.
+  EXPECT_NO_THROW(read_safetensors("../shared/models/deit_tiny_patch16_224/model.safetensors"));
+  EXPECT_NO_THROW(read_safetensors(test::golden_file()));
+}
+
 }  // namespace
 }  // namespace ms

@@ -56,8 +56,12 @@ int cmd_bench(const std::vector<std::string>& argv) {
   // "reducer" and "attention" are shares of the time inside the blocks (attention: LayerNorm, qkv, softmax, proj).
   // Without --method the plain forward is timed (the engine's no-reduction path, no bookkeeping).
   auto once = [&](size_t m) {
-    if (!with_methods) return model->forward(input), 0.0;
+    if (!with_methods) {
+      check_finite_logits(model->forward(input), *model);
+      return 0.0;
+    }
     const RunResult r = run(*model, input, reducers[m].get());
+    check_finite_logits(r.logits, *model);
     rows[m].gmacs = model_cost(c, r.tokens_per_layer, reducers[m].get()).gmacs();
     attention_share[m] = r.attention_seconds / r.block_seconds;
     return r.reducer_seconds / r.block_seconds;

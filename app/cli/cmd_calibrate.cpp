@@ -3,6 +3,7 @@
 #include "calibrate.h"
 #include "commands.h"
 #include "config.h"
+#include "engine.h"
 #include "error.h"
 #include "labels.h"
 #include "model.h"
@@ -10,8 +11,10 @@
 #include "thresholds.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 
@@ -67,6 +70,14 @@ int cmd_calibrate(const std::vector<std::string>& argv) {
                o.distill ? "KL-to-unreduced" : "cross-entropy");
   const at::Tensor images = load_batch(files, preprocess_spec(model->config()));
   const at::Tensor labels_t = at::tensor(label_index, at::kLong);
+  {
+    // core/calibrate.cpp refuses a non-finite loss without naming the model; one unreduced forward of the
+    // first batch names the weights (and the image) when the model itself gives NaN or inf logits.
+    c10::InferenceMode guard;
+    const int64_t first = std::min<int64_t>(o.batch, images.size(0));
+    check_finite_logits(model->forward(images.slice(0, 0, first)), *model,
+                        std::vector<std::string>(files.begin(), files.begin() + first));
+  }
 
   Progress progress("calibrate", files.size() * o.epochs);
   const CalibrationResult r = calibrate(*model, images, labels_t, o, [&](const CalibrationStep& s) {

@@ -1,5 +1,6 @@
 #include "batch.h"
 #include "commands.h"
+#include "engine.h"
 #include "error.h"
 #include "evaluation.h"
 #include "labels.h"
@@ -24,7 +25,9 @@ int cmd_classify(const std::vector<std::string>& argv) {
                                            std::to_string(model->config().num_classes));
   c10::InferenceMode guard;
   const at::Tensor input = load_batch(args.positionals(), preprocess_spec(model->config()));
-  const auto predictions = top_k(model->forward(input), k);
+  const at::Tensor logits = model->forward(input);
+  check_finite_logits(logits, *model, args.positionals());
+  const auto predictions = top_k(logits, k);
   for (size_t i = 0; i < predictions.size(); ++i) {
     std::printf("%s\n", args.positionals()[i].c_str());
     for (size_t j = 0; j < predictions[i].classes.size(); ++j)

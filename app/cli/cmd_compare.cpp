@@ -91,6 +91,8 @@ int cmd_compare(const std::vector<std::string>& argv) {
     const at::Tensor x = files.empty() ? input.slice(0, start, end)
                                        : load_batch({files.begin() + start, files.begin() + end}, pre);
     const RunResult r = run(*model, x, reducer.get(), run_options);
+    check_finite_logits(r.logits, *model,
+                        files.empty() ? std::vector<std::string>{} : std::vector<std::string>(files.begin() + start, files.begin() + end));
     for (int64_t b = 0; b < end - start; ++b) {
       const at::Tensor c = clusters[start + b].contiguous();
       ReferencePartitions reference(c.size(0));

@@ -69,6 +69,7 @@ int cmd_eval(const std::vector<std::string>& argv) {
       const auto t0 = std::chrono::steady_clock::now();
       const RunResult r = run(*model, input, t.reducer.get());
       t.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      check_finite_logits(r.logits, *model, chunk);
       for (const auto& tokens : r.tokens_per_image) t.macs += model_cost(config, tokens, t.reducer.get()).total();
       const auto predictions = top_k(r.logits, 5);
       for (size_t i = 0; i < chunk.size(); ++i) {

@@ -64,6 +64,7 @@ int cmd_spectrum(const std::vector<std::string>& argv) {
     const auto t_forward = Clock::now();
     for (size_t m = 0; m < specs.size(); ++m) {
       runs.push_back(run(*model, images, reducers[m].get(), ro));
+      check_finite_logits(runs.back().logits, *model, chunk);
       if (gmacs[m].empty()) {
         for (double v : model_cost(c, runs.back().tokens_per_layer, reducers[m].get()).per_layer) gmacs[m].push_back(v * 1e-9);
       }

@@ -36,6 +36,7 @@ int cmd_trace(const std::vector<std::string>& argv) {
   opts.trace = opts.trace_energy = true;
   opts.trace_keys = args.flag("keys");
   const RunResult r = run(*model, load_batch({image}, preprocess_spec(c)), reducer.get(), opts);
+  check_finite_logits(r.logits, *model, {image});
   const CostBreakdown cost = model_cost(c, r.tokens_per_layer, reducer.get());
 
   nlohmann::json j;

@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <exception>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -80,6 +81,9 @@ int main(int argc, char** argv) {
     return 2;
   } catch (const ms::Error& e) {
     std::fprintf(stderr, "mergescope-cli: error: %s\n", e.what());
+  } catch (const std::bad_alloc&) {
+    // The loaders name their file (ms::with_file_errors); this is an allocation nothing caught on the way.
+    std::fprintf(stderr, "mergescope-cli: error: out of memory (std::bad_alloc)\n");
   } catch (const std::exception& e) {
     // LibTorch and the standard library: keep the first line, never abort.
     std::fprintf(stderr, "mergescope-cli: error: %s\n", ms::one_line(e).c_str());

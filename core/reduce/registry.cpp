@@ -3,6 +3,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cctype>
 #include <cmath>
@@ -129,10 +130,13 @@ std::vector<int> ReducerSpec::get_int_list(const std::string& key) {
   while (start <= s.size()) {
     const auto semi = s.find(';', start);
     const std::string item = s.substr(start, semi == std::string::npos ? std::string::npos : semi - start);
-    char* end = nullptr;
-    const long v = std::strtol(item.c_str(), &end, 10);
-    if (item.empty() || *end || v < 0 || v > 100000)
-      fail("method spec '" + text_ + "'", key + " entry '" + item + "' is not a non-negative integer");
+    // Digits only, as get_int's plain_decimal: strtol alone would take " 8" and "+8". Six digits bound the value
+    // before strtol can overflow.
+    const bool digits = !item.empty() && item.size() <= 6 &&
+                        std::all_of(item.begin(), item.end(), [](char ch) { return std::isdigit(static_cast<unsigned char>(ch)); });
+    const long v = digits ? std::strtol(item.c_str(), nullptr, 10) : -1;
+    if (!digits || v > 100000)
+      fail("method spec '" + text_ + "'", key + " entry '" + item + "' is not a non-negative integer (digits only, at most 100000)");
     out.push_back(static_cast<int>(v));
     if (semi == std::string::npos) break;
     start = semi + 1;
