@@ -13,8 +13,10 @@ namespace ms {
 
 at::Tensor load_batch(const std::vector<std::string>& paths, const PreprocessSpec& spec) {
   at::Tensor batch = at::empty({static_cast<int64_t>(paths.size()), 3, spec.crop, spec.crop}, at::kFloat);
+  // load_image and preprocess turn every failure into an ms::Error naming the file, running out of memory
+  // included; with_file_errors also names it for anything else (LibTorch's slicing, say).
   for (size_t i = 0; i < paths.size(); ++i)
-    preprocess(load_image(paths[i]), spec, batch[static_cast<int64_t>(i)].data_ptr<float>());
+    with_file_errors(paths[i], [&] { preprocess(load_image(paths[i]), spec, batch[static_cast<int64_t>(i)].data_ptr<float>(), paths[i]); });
   return batch;
 }
 

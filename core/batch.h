@@ -11,7 +11,7 @@
 namespace ms {
 
 // Decodes and preprocesses each file into one [B,3,crop,crop] float32 tensor; throws ms::Error naming the
-// first bad file.
+// first bad file (corrupt, over the decode or resize budget of image.h / preprocess.h, or out of memory).
 at::Tensor load_batch(const std::vector<std::string>& paths, const PreprocessSpec& spec);
 
 // Image files (JPEG/PNG/BMP by extension) in a folder, sorted by name; throws when the folder is unreadable.

@@ -141,18 +141,39 @@ ResampleFilter filter_from_name(const std::string& name) {
 RgbImage resize_like_pil(const RgbImage& in, int out_width, int out_height, ResampleFilter filter) {
   if (out_width <= 0 || out_height <= 0 || in.width <= 0 || in.height <= 0)
     fail("resize", "invalid size " + std::to_string(out_width) + "x" + std::to_string(out_height));
+  // With both sides at most kMaxImageSide the coefficient tables stay small too: out_size * taps is about
+  // 4 * in_size + 5 * out_size weights.
+  if (out_width != in.width) check_image_budget(out_width, in.height, "resize", "intermediate image");
+  check_image_budget(out_width, out_height, "resize", "resized image");
   // PIL skips a pass whose size does not change; the horizontal pass runs first.
   RgbImage tmp = out_width != in.width ? resample_horizontal(in, out_width, filter) : in;
   return out_height != in.height ? resample_vertical(tmp, out_height, filter) : tmp;
 }
 
+namespace {
+
+// torchvision Resize(size)'s output size for a width x height image, in 64 bits (a 1-pixel-wide image asks
+// for size * height).
+struct ResizedSize {
+  int64_t width = 0, height = 0;
+};
+
+ResizedSize short_side_resized(int width, int height, int size) {
+  const bool wide = width >= height;
+  const int64_t short_side = wide ? height : width, long_side = wide ? width : height;
+  if (short_side == size) return {width, height};  // torchvision returns the image unchanged
+  const int64_t new_long = short_side > 0 ? static_cast<int64_t>(size) * long_side / short_side : 0;
+  return wide ? ResizedSize{new_long, size} : ResizedSize{size, new_long};
+}
+
+}  // namespace
+
 RgbImage resize_short_side(const RgbImage& in, int size, ResampleFilter filter) {
-  const bool wide = in.width >= in.height;
-  const int short_side = wide ? in.height : in.width;
-  const int long_side = wide ? in.width : in.height;
-  if (short_side == size) return in;  // torchvision returns the image unchanged
-  const int new_long = static_cast<int>(static_cast<int64_t>(size) * long_side / short_side);
-  return wide ? resize_like_pil(in, new_long, size, filter) : resize_like_pil(in, size, new_long, filter);
+  const ResizedSize r = short_side_resized(in.width, in.height, size);
+  if (r.width == in.width && r.height == in.height) return in;
+  check_image_budget(static_cast<uint64_t>(std::max<int64_t>(r.width, 0)), static_cast<uint64_t>(std::max<int64_t>(r.height, 0)),
+                     "resize", "resized image");
+  return resize_like_pil(in, static_cast<int>(r.width), static_cast<int>(r.height), filter);
 }
 
 RgbImage center_crop(const RgbImage& in, int out_width, int out_height) {
@@ -181,12 +202,50 @@ PreprocessSpec preprocess_spec(const VitConfig& config) {
   return s;
 }
 
-RgbImage model_view(const RgbImage& image, const PreprocessSpec& spec) {
-  return center_crop(resize_short_side(image, spec.resize, spec.filter), spec.crop, spec.crop);
+void check_preprocess_budget(int width, int height, const PreprocessSpec& spec, const std::string& path) {
+  if (spec.resize <= 0 || spec.crop <= 0)
+    fail(path, "cannot preprocess with resize " + std::to_string(spec.resize) + " and crop " + std::to_string(spec.crop));
+  if (width <= 0 || height <= 0) fail(path, "image of " + std::to_string(width) + "x" + std::to_string(height) + " pixels has no pixels");
+  const ResizedSize r = short_side_resized(width, height, spec.resize);
+  const std::string resize = "resizing " + std::to_string(width) + "x" + std::to_string(height) + " (short side to " +
+                             std::to_string(spec.resize) + ") gives " + std::to_string(r.width) + "x" + std::to_string(r.height) +
+                             " pixels";
+  // Each side is below 2^62 (an int times an int over a positive int); their product is taken only once both
+  // are known to be small.
+  const int64_t max_side = static_cast<int64_t>(kMaxImageSide);
+  if (r.width > max_side || r.height > max_side)
+    fail(path, resize + ", a side over the limit of " + std::to_string(kMaxImageSide) + " pixels");
+  const uint64_t pixels = static_cast<uint64_t>(r.width) * static_cast<uint64_t>(r.height);
+  if (pixels > kMaxImagePixels)
+    fail(path, resize + " (" + std::to_string(pixels) + "), over the limit of " + std::to_string(kMaxImagePixels) +
+                   " pixels (the decode budget)");
+  if (spec.crop > r.width || spec.crop > r.height)
+    fail(path, resize + ", smaller than the " + std::to_string(spec.crop) + "x" + std::to_string(spec.crop) + " crop");
 }
 
-void preprocess(const RgbImage& image, const PreprocessSpec& spec, float* out) {
-  const RgbImage view = model_view(image, spec);
+namespace {
+
+// Runs one preprocessing step for `path`: the budget is checked already, so what can still go wrong is the
+// machine running out of memory within it; that names the file too.
+template <typename F>
+auto for_image(const RgbImage& image, const std::string& path, F&& step) -> decltype(step()) {
+  try {
+    return step();
+  } catch (const std::bad_alloc&) {
+    fail(path, "out of memory preprocessing the " + std::to_string(image.width) + "x" + std::to_string(image.height) +
+                   " image");
+  }
+}
+
+}  // namespace
+
+RgbImage model_view(const RgbImage& image, const PreprocessSpec& spec, const std::string& path) {
+  check_preprocess_budget(image.width, image.height, spec, path);
+  return for_image(image, path, [&] { return center_crop(resize_short_side(image, spec.resize, spec.filter), spec.crop, spec.crop); });
+}
+
+void preprocess(const RgbImage& image, const PreprocessSpec& spec, float* out, const std::string& path) {
+  const RgbImage view = model_view(image, spec, path);
   const size_t plane = static_cast<size_t>(spec.crop) * spec.crop;
   for (int ch = 0; ch < 3; ++ch) {
     const float mean = spec.mean[ch], std = spec.std[ch];

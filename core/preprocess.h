@@ -18,10 +18,11 @@ enum class ResampleFilter { Bilinear, Bicubic };
 
 ResampleFilter filter_from_name(const std::string& name);
 
-// PIL Image.resize(size, filter) on an RGB image.
+// PIL Image.resize(size, filter) on an RGB image. The output and the intermediate of the separable resize
+// (out_width x in.height) are held to the decode budget of image.h; throws ms::Error("resize: ...") beyond it.
 RgbImage resize_like_pil(const RgbImage& in, int out_width, int out_height, ResampleFilter filter);
 
-// torchvision Resize(int): short side to `size`, long side int(size * long / short).
+// torchvision Resize(int): short side to `size`, long side int(size * long / short) (computed in 64 bits).
 RgbImage resize_short_side(const RgbImage& in, int size, ResampleFilter filter);
 
 // torchvision CenterCrop: offsets int(round((in - out) / 2)) with Python's round-half-to-even.
@@ -37,10 +38,17 @@ struct PreprocessSpec {
 
 PreprocessSpec preprocess_spec(const VitConfig& config);
 
-// Resize, crop, then write crop*crop*3 floats in CHW order to `out`: (v / 255 - mean) / std.
-void preprocess(const RgbImage& image, const PreprocessSpec& spec, float* out);
+// Checks, in 64-bit arithmetic and before anything is allocated, every size that preprocessing an image of
+// width x height derives: the resized image (short side to spec.resize) must stay within the decode budget of
+// image.h (kMaxImagePixels, kMaxImageSide) -- a resize never holds more than a decode may -- and the crop must
+// fit in it. Throws ms::Error("<path>: ...") naming the sizes.
+void check_preprocess_budget(int width, int height, const PreprocessSpec& spec, const std::string& path);
 
-// The resized and cropped RGB image the model sees (what the app overlays tokens on).
-RgbImage model_view(const RgbImage& image, const PreprocessSpec& spec);
+// Resize, crop, then write crop*crop*3 floats in CHW order to `out`: (v / 255 - mean) / std. Checks the
+// budget first; every failure, running out of memory included, is an ms::Error naming `path`.
+void preprocess(const RgbImage& image, const PreprocessSpec& spec, float* out, const std::string& path = "image");
+
+// The resized and cropped RGB image the model sees (what the app overlays tokens on); errors as preprocess().
+RgbImage model_view(const RgbImage& image, const PreprocessSpec& spec, const std::string& path = "image");
 
 }  // namespace ms

@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build pkg-config ccache git
   libtorch-dev libopenblas0-openmp
-  libeigen3-dev libspectra-dev libstb-dev libjpeg62-turbo-dev nlohmann-json3-dev
+  libeigen3-dev libspectra-dev libstb-dev libjpeg62-turbo-dev libpng-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libimgui-dev libglfw3-dev libepoxy-dev libfreetype-dev libgl-dev libopengl-dev
   xvfb xauth libgl1-mesa-dri mesa-utils fonts-dejavu-core

@@ -765,6 +765,52 @@ TEST_F(GuiPanels, PatchAtAgreesWithThePixelMapsForEveryPixel) {
   }
 }
 
+// An image over the overlay's side limit (kMaxOverlaySide or the GL's) is drawn on a downscaled copy: the overlay
+// inputs are in the copy's pixels, with the crop scaled alike, while hover still maps the mouse into the original.
+TEST_F(GuiPanels, AnImageOverTheOverlayLimitIsDrawnOnItsDownscaledCopy) {
+  AppState s = make_state(1);
+  auto image = std::make_shared<LoadedImage>(*s.image);  // 500 x 375, shown at 250 x 188 here
+  image->display = gradient_image(250, 188);
+  const double sx = 250.0 / 500, sy = 188.0 / 375;
+  image->display_crop = {image->crop.x0 * sx, image->crop.y0 * sy, image->crop.width * sx, image->crop.height * sy};
+  s.image = image;
+  EXPECT_EQ(&image->shown(), &image->display);
+  EXPECT_EQ(image->shown_crop().width, image->display_crop.width);
+
+  const OverlayInputs in = make_overlay_inputs(*image, s.model, s.panes[0].result.get(), 1, FillMode::Palette);
+  ASSERT_EQ(in.width, 250);
+  ASSERT_EQ(in.height, 188);
+  ASSERT_EQ(in.column_patch.size(), 250u);
+  ASSERT_EQ(in.row_patch.size(), 188u);
+  // Every display pixel's patch is patch_at of the display crop, and it is the patch of the original pixel at
+  // the same place, except within a pixel of a patch edge (the copy's pixels straddle the original's).
+  int mismatches = 0, away_from_edges = 0;
+  for (int y = 0; y < 188; ++y)
+    for (int x = 0; x < 250; ++x) {
+      const int mapped = in.row_patch[y] < 0 || in.column_patch[x] < 0 ? -1 : in.row_patch[y] * kGrid + in.column_patch[x];
+      if (patch_at(image->display_crop, kImgSize, kPatch, x + 0.5, y + 0.5) != mapped) ++mismatches;
+      const double ox = (x + 0.5) / sx, oy = (y + 0.5) / sy;
+      bool near_edge = false;
+      for (double d : {-1.0 / sx, 1.0 / sx})
+        near_edge |= patch_at(image->crop, kImgSize, kPatch, ox + d, oy) != patch_at(image->crop, kImgSize, kPatch, ox, oy);
+      for (double d : {-1.0 / sy, 1.0 / sy})
+        near_edge |= patch_at(image->crop, kImgSize, kPatch, ox, oy + d) != patch_at(image->crop, kImgSize, kPatch, ox, oy);
+      if (near_edge) continue;
+      ++away_from_edges;
+      EXPECT_EQ(mapped, patch_at(image->crop, kImgSize, kPatch, ox, oy)) << "display pixel (" << x << ", " << y << ")";
+    }
+  EXPECT_EQ(mismatches, 0);
+  EXPECT_GT(away_from_edges, 250 * 188 / 3);
+  EXPECT_EQ(std::set<int32_t>(in.column_patch.begin(), in.column_patch.end()).size(), static_cast<size_t>(kGrid + 1));
+
+  // The pane keeps the original's aspect ratio and hover works in original pixels, as for any image.
+  frame(s);
+  frame(s);
+  ImGui::GetIO().MousePos = patch_centre(s, 0, 6, 9);
+  frame(s);
+  EXPECT_EQ(s.hover.patch, 6 * kGrid + 9);
+}
+
 // The category set_partition's Protected mode should give patch p after block `layer`, from the schedule.
 std::array<uint8_t, 3> protected_category(int layer, int p) {
   const int row = p / kGrid;

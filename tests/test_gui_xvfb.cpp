@@ -1,13 +1,18 @@
 // The real desktop app under Xvfb (Mesa's OpenGL): start it on a shared image with two methods, let it export
 // and screenshot, then check the pictures. The GLSL overlay must equal its CPU reference byte for byte, and the
 // screenshot must show the overlay where the panes were drawn. Bad input through every door (command line,
-// drop, browser) must show a one-line message and leave the app running to its scripted end.
+// drop, browser, model folder, method spec, export folder) must show a one-line message naming the file and
+// leave the app running to its scripted end. An image wider than GL allows is drawn on a downscaled copy.
 #include "image.h"
 #include "overlay.h"
+#include "preprocess.h"
 #include "test_util.h"
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
+#include <zlib.h>
+
+#include <algorithm>
 
 #include <cstdio>
 #include <cstdlib>
@@ -44,6 +49,51 @@ class GuiXvfb : public ::testing::Test {
 nlohmann::json read_json(const std::string& path) {
   std::ifstream f(path);
   return nlohmann::json::parse(f);
+}
+
+// Lines of the app's output that mention `text`.
+size_t lines_naming(const std::string& output, const std::string& text) {
+  size_t n = 0, start = 0;
+  while (start < output.size()) {
+    size_t end = output.find('\n', start);
+    if (end == std::string::npos) end = output.size();
+    n += output.substr(start, end - start).find(text) != std::string::npos;
+    start = end + 1;
+  }
+  return n;
+}
+
+// A grey PNG of width x height (stb_image_write through ms::write_png).
+std::string write_grey_png(const std::string& path, int width, int height, uint8_t value) {
+  ms::RgbImage img;
+  img.width = width;
+  img.height = height;
+  img.pixels.assign(static_cast<size_t>(width) * height * 3, value);
+  for (size_t i = 0; i < img.pixels.size(); i += 7) img.pixels[i] = static_cast<uint8_t>(i * 31);  // some texture
+  ms::write_png(path, img);
+  return path;
+}
+
+// A small PNG whose IHDR claims width x height, its CRC made right: a decompression bomb of a few bytes.
+std::string write_png_claiming(const std::string& path, uint32_t width, uint32_t height) {
+  const std::string small = path + ".small.png";
+  write_grey_png(small, 8, 8, 0);
+  std::ifstream in(small, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  fs::remove(small);
+  for (int i = 0; i < 4; ++i) {
+    bytes[16 + i] = static_cast<char>(width >> (24 - 8 * i));
+    bytes[20 + i] = static_cast<char>(height >> (24 - 8 * i));
+  }
+  const uLong crc = crc32(crc32(0, nullptr, 0), reinterpret_cast<const Bytef*>(bytes.data() + 12), 17);
+  for (int i = 0; i < 4; ++i) bytes[29 + i] = static_cast<char>(crc >> (24 - 8 * i));
+  std::ofstream(path, std::ios::binary) << bytes;
+  return path;
+}
+
+// A JSON text nesting `depth` arrays as the value of `key`.
+std::string deeply_nested(const std::string& key, int depth) {
+  return "{\"" + key + "\": " + std::string(depth, '[') + std::string(depth, ']') + "}";
 }
 
 }  // namespace
@@ -206,6 +256,148 @@ TEST_F(GuiXvfb, BadMethodSpecInAPane) {
                         "--export-all " + dir_ + "/export --screenshot " + dir_ + "/shot.png");
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("tome:r=-3"), std::string::npos) << r.output;
+  const nlohmann::json state = read_json(dir_ + "/export/state.json");
+  EXPECT_TRUE(state["panes"][0].contains("error"));
+  EXPECT_TRUE(state["panes"][1].contains("png")) << "the good pane must still run";
+}
+
+// ---- images larger than GL allows, images over the budgets -------------------------------------------------
+
+// 16385 x 8 is one pixel wider than Mesa's GL_MAX_TEXTURE_SIZE; it used to abort the app (an uncaught
+// "off-screen framebuffer is incomplete"). It is within the decode and resize budgets, so it opens and runs;
+// the overlay is drawn on a copy downscaled to fit (state.json's "overlay"), and that drawing still equals
+// the CPU reference on the same copy.
+namespace {
+
+void expect_wide_image_drawn_downscaled(const std::string& dir, const std::string& image, const AppRun& r) {
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output.find("mergescope: "), std::string::npos) << "an error was shown:\n" << r.output;
+  EXPECT_TRUE(fs::exists(dir + "/shot.png"));
+  const nlohmann::json state = read_json(dir + "/export/state.json");
+  EXPECT_EQ(state["image"]["path"], image);
+  EXPECT_EQ(state["image"]["width"], 16385);
+  const nlohmann::json& overlay = state["overlay"];
+  ASSERT_TRUE(overlay.is_object()) << state.dump(1);
+  EXPECT_TRUE(overlay["downscaled"].get<bool>());
+  const int max_side = overlay["max_side"], w = overlay["width"], h = overlay["height"];
+  EXPECT_LE(max_side, 16384);
+  EXPECT_EQ(w, max_side);
+  EXPECT_EQ(h, std::max(1, static_cast<int>(std::lround(8.0 * max_side / 16385))));
+
+  const ms::RgbImage display = ms::resize_like_pil(ms::load_image(image), w, h, ms::ResampleFilter::Bilinear);
+  const nlohmann::json& pane = state["panes"][0];
+  ASSERT_TRUE(pane.contains("png")) << pane.dump();
+  const ms::RgbImage gl = ms::load_image(dir + "/export/" + pane["png"].get<std::string>());
+  ASSERT_EQ(gl.width, w);
+  ASSERT_EQ(gl.height, h);
+  ms::gui::OverlayInputs in;
+  const auto& c = overlay["crop"];
+  ms::gui::map_pixels_to_patches(in, w, h, ms::gui::CropMapping{c["x0"], c["y0"], c["width"], c["height"]},
+                                 state["model"]["img_size"], state["model"]["patch"], overlay["line_width"]);
+  in.group = pane["patch_groups"].get<std::vector<int32_t>>();
+  in.fill = pane["patch_fill_rgba"].get<std::vector<uint8_t>>();
+  ms::gui::OverlayStyle style;
+  style.opacity = state["opacity"];
+  style.boundaries = state["boundaries"];
+  EXPECT_TRUE(ms::gui::render_overlay_cpu(display, in, style).pixels == gl.pixels) << "GL and CPU overlays differ";
+}
+
+}  // namespace
+
+TEST_F(GuiXvfb, ImageWiderThanGlAllowsOnCommandLine) {
+  const std::string wide = write_grey_png(dir_ + "/wide_16385x8.png", 16385, 8, 90);
+  const AppRun r = run_app(wide + " --method tome:r=8 --frames 2 --size 1024x700 --export-all " + dir_ + "/export --screenshot " +
+                        dir_ + "/shot.png");
+  expect_wide_image_drawn_downscaled(dir_, wide, r);
+}
+
+TEST_F(GuiXvfb, ImageWiderThanGlAllowsDropped) {
+  const std::string wide = write_grey_png(dir_ + "/wide_16385x8.png", 16385, 8, 160);
+  const AppRun r = run_app(sample("n01440764_tench.JPEG") + " --method tome:r=8 --drop " + wide +
+                        " --frames 2 --size 1024x700 --export-all " + dir_ + "/export --screenshot " + dir_ + "/shot.png");
+  expect_wide_image_drawn_downscaled(dir_, wide, r);
+}
+
+// Over the budgets: one line naming the file, the app runs on (the good image stays), exit code 1.
+TEST_F(GuiXvfb, DecompressionBombDroppedAfterAGoodImage) {
+  const std::string bomb = write_png_claiming(dir_ + "/bomb_20000x20000.png", 20000, 20000);
+  const AppRun r = run_app(sample("n01440764_tench.JPEG") + " --method tome:r=8 --drop " + bomb +
+                        " --frames 2 --size 1024x700 --export-all " + dir_ + "/export --screenshot " + dir_ + "/shot.png");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_EQ(lines_naming(r.output, bomb), 1u) << r.output;
+  EXPECT_NE(r.output.find("20000x20000"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::exists(dir_ + "/shot.png"));
+  const nlohmann::json state = read_json(dir_ + "/export/state.json");
+  EXPECT_NE(state["image"]["path"].get<std::string>().find("tench"), std::string::npos);
+  EXPECT_TRUE(state["panes"][0].contains("png"));
+}
+
+TEST_F(GuiXvfb, ImageOverTheResizeBudgetOnCommandLine) {
+  const std::string tall = write_grey_png(dir_ + "/tall_1x20000.png", 1, 20000, 90);
+  const AppRun r = run_app(tall + " --frames 2 --size 1024x700 --screenshot " + dir_ + "/shot.png");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_EQ(lines_naming(r.output, tall), 1u) << r.output;
+  EXPECT_NE(r.output.find("256x5120000"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::exists(dir_ + "/shot.png"));
+}
+
+// ---- exports ------------------------------------------------------------------------------------------------
+
+// A folder that cannot be made (its parent is a file, which stops root too): one line naming it, no
+// "exported" line, exit code 1; with --screenshot the app still gets to its screenshot.
+TEST_F(GuiXvfb, ExportIntoAFolderThatCannotBeCreated) {
+  std::ofstream(dir_ + "/a_file") << "not a folder\n";
+  const std::string target = dir_ + "/a_file/export";
+  const AppRun r = run_app(sample("n01440764_tench.JPEG") + " --method tome:r=8 --frames 2 --size 1024x700 --export-all " + target +
+                        " --exit");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_EQ(lines_naming(r.output, target), 1u) << r.output;
+  EXPECT_EQ(r.output.find("exported"), std::string::npos) << r.output;
+
+  const AppRun shot = run_app(sample("n01440764_tench.JPEG") + " --method tome:r=8 --frames 2 --size 1024x700 --export-all " +
+                           target + " --screenshot " + dir_ + "/shot.png");
+  EXPECT_EQ(shot.exit_code, 1) << shot.output;
+  EXPECT_EQ(lines_naming(shot.output, target), 1u) << shot.output;
+  EXPECT_TRUE(fs::exists(dir_ + "/shot.png"));
+}
+
+// The folder exists but a file in it cannot be written (a folder is in the way): the worker's error names the
+// file, and the export does not claim to be done.
+TEST_F(GuiXvfb, ExportFileThatCannotBeWritten) {
+  fs::create_directories(dir_ + "/export/state.json");
+  const AppRun r = run_app(sample("n01440764_tench.JPEG") + " --method tome:r=8 --frames 2 --size 1024x700 --export-all " + dir_ +
+                        "/export --exit");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_EQ(lines_naming(r.output, dir_ + "/export/state.json"), 1u) << r.output;
+  EXPECT_EQ(r.output.find("exported"), std::string::npos) << r.output;
+}
+
+// ---- JSON nested 100,000 deep (crashed the JSON serializer; the config and threshold readers now refuse it) --
+
+TEST_F(GuiXvfb, DeeplyNestedConfigInADroppedModelFolder) {
+  const std::string model = dir_ + "/deep_model";
+  fs::create_directories(model);
+  std::ofstream(model + "/config.json") << deeply_nested("architecture", 100000);
+  fs::create_symlink(fs::absolute("../shared/models/deit_tiny_patch16_224/model.safetensors"), model + "/model.safetensors");
+  const AppRun r = run_app(sample("n01440764_tench.JPEG") + " --method tome:r=8 --drop " + model +
+                        " --frames 2 --size 1024x700 --export-all " + dir_ + "/export --screenshot " + dir_ + "/shot.png");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_EQ(lines_naming(r.output, model + "/config.json"), 1u) << r.output;
+  EXPECT_TRUE(fs::exists(dir_ + "/shot.png"));
+  const nlohmann::json state = read_json(dir_ + "/export/state.json");
+  EXPECT_EQ(state["model"]["name"], "deit_tiny_patch16_224") << "the model loaded before stays";
+  EXPECT_TRUE(state["panes"][0].contains("png"));
+}
+
+TEST_F(GuiXvfb, DeeplyNestedThresholdFileInAPane) {
+  const std::string thresholds = dir_ + "/deep_thresholds.json";
+  std::ofstream(thresholds) << deeply_nested("calibration", 100000);
+  const AppRun r = run_app(sample("n01440764_tench.JPEG") + " --method ltp:thresholds=" + thresholds +
+                        " --method tome:r=8 --frames 2 --size 1024x700 --export-all " + dir_ + "/export --screenshot " + dir_ +
+                        "/shot.png");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_EQ(lines_naming(r.output, thresholds), 1u) << r.output;
+  EXPECT_TRUE(fs::exists(dir_ + "/shot.png"));
   const nlohmann::json state = read_json(dir_ + "/export/state.json");
   EXPECT_TRUE(state["panes"][0].contains("error"));
   EXPECT_TRUE(state["panes"][1].contains("png")) << "the good pane must still run";

@@ -1,7 +1,9 @@
-// JPEG decoding equals Pillow's pixel for pixel: every shared sample image, plus greyscale, progressive and
-// damaged-but-decodable variants. The reference (size and pixel hash of PIL.Image.open(p).convert("RGB"))
-// is made by tests/fixtures/make_pillow_jpeg_hashes.py; for an image that differs, the test asks Debian's
-// /usr/bin/python3 for Pillow's pixels of that one image to say how many values differ and by how much.
+// JPEG and PNG decoding equal Pillow's pixel for pixel: every shared sample image, plus greyscale, progressive
+// and damaged-but-decodable JPEG variants, and PNGs of every colour type and bit depth, plain and interlaced.
+// The reference (size and pixel hash of PIL.Image.open(p).convert("RGB")) is made by
+// tests/fixtures/make_pillow_jpeg_hashes.py and make_pillow_png_hashes.py; for an image that differs, the test
+// asks Debian's /usr/bin/python3 for Pillow's pixels of that one image to say how many values differ and by
+// how much.
 #include "image.h"
 #include "test_util.h"
 
@@ -44,36 +46,45 @@ struct Reference {
   uint64_t hash = 0;
 };
 
-// name -> Pillow's decode; names with a "bad/" prefix live in <fixtures>/bad, the others in the shared sample.
+// Reads one reference file into `r`.
+void read_references(const std::string& file, const std::string& script, std::map<std::string, Reference>& r) {
+  const std::string path = test::fixtures_dir() + "/" + file;
+  std::ifstream f(path);
+  if (!f) {
+    ADD_FAILURE() << path << " is missing: run tests/fixtures/" << script << ".py " << test::fixtures_dir()
+                  << " (ctest runs it as the " << script << " fixture)";
+    return;
+  }
+  std::string line;
+  while (std::getline(f, line)) {
+    std::istringstream s(line);
+    std::string name, hex;
+    Reference ref;
+    if (!(s >> name >> ref.width >> ref.height >> hex)) {
+      ADD_FAILURE() << path << ": bad line '" << line << "'";
+      continue;
+    }
+    ref.hash = std::stoull(hex, nullptr, 16);
+    r[name] = ref;
+  }
+}
+
+// name -> Pillow's decode; names with a "bad/" or "png/" prefix live in <fixtures>/bad or <fixtures>/png, the
+// others in the shared sample.
 const std::map<std::string, Reference>& references() {
   static const std::map<std::string, Reference> refs = [] {
     std::map<std::string, Reference> r;
-    const std::string path = test::fixtures_dir() + "/pillow_jpeg_hashes.txt";
-    std::ifstream f(path);
-    if (!f) {
-      ADD_FAILURE() << path << " is missing: run tests/fixtures/make_pillow_jpeg_hashes.py " << test::fixtures_dir()
-                    << " (ctest runs it as the make_pillow_jpeg_hashes fixture)";
-      return r;
-    }
-    std::string line;
-    while (std::getline(f, line)) {
-      std::istringstream s(line);
-      std::string name, hex;
-      Reference ref;
-      if (!(s >> name >> ref.width >> ref.height >> hex)) {
-        ADD_FAILURE() << path << ": bad line '" << line << "'";
-        continue;
-      }
-      ref.hash = std::stoull(hex, nullptr, 16);
-      r[name] = ref;
-    }
+    read_references("pillow_jpeg_hashes.txt", "make_pillow_jpeg_hashes", r);
+    read_references("pillow_png_hashes.txt", "make_pillow_png_hashes", r);
     return r;
   }();
   return refs;
 }
 
+bool has_prefix(const std::string& name, const char* prefix) { return name.rfind(prefix, 0) == 0; }
+
 std::string image_path(const std::string& name) {
-  return name.rfind("bad/", 0) == 0 ? test::fixtures_dir() + "/" + name : test::shared_image(name);
+  return has_prefix(name, "bad/") || has_prefix(name, "png/") ? test::fixtures_dir() + "/" + name : test::shared_image(name);
 }
 
 // How many of the 3*W*H values differ from Pillow's decode, and the largest difference; asks Pillow itself.
@@ -108,7 +119,7 @@ ValueDifference count_differing_values(const std::string& path, const RgbImage& 
 }
 
 // Decodes the named images and compares them with Pillow's; returns how many differ (reported per image).
-size_t count_differences(const std::vector<std::string>& names, bool report_timing = false) {
+size_t count_differences(const std::vector<std::string>& names, bool report_timing = false, const char* label = "jpeg") {
   // Asking Pillow costs ~0.1 s an image; a decoder that is off everywhere needs only a few examples.
   constexpr size_t kMaxCounted = 10;
   size_t differing = 0, counted = 0, differing_values = 0;
@@ -143,7 +154,7 @@ size_t count_differences(const std::vector<std::string>& names, bool report_timi
                                         : d.error);
     }
   }
-  std::printf("[ jpeg     ] %zu image(s) compared with Pillow, %zu differ", names.size(), differing);
+  std::printf("[ %-8s ] %zu image(s) compared with Pillow, %zu differ", label, names.size(), differing);
   if (differing > 0)
     std::printf(" (%zu differing values in the first %zu)", differing_values, std::min(differing, kMaxCounted));
   if (report_timing)
@@ -155,7 +166,7 @@ size_t count_differences(const std::vector<std::string>& names, bool report_timi
 TEST(JpegPillow, EverySampleImageDecodesAsPillowDoes) {
   std::vector<std::string> names;
   for (const auto& [name, ref] : references())
-    if (name.rfind("bad/", 0) != 0) names.push_back(name);
+    if (!has_prefix(name, "bad/") && !has_prefix(name, "png/")) names.push_back(name);
   size_t jpegs_in_sample = 0;
   for (const auto& e : fs::directory_iterator(fs::path(test::shared_image("")))) {
     std::string ext = e.path().extension().string();
@@ -183,6 +194,37 @@ TEST(JpegPillow, GreyscaleIsReplicatedToRgbAsPillowDoes) {
 // libjpeg only warns about these; Pillow ignores the warnings and decodes, and so must we (same pixels).
 TEST(JpegPillow, DataLibjpegWarnsAboutDecodesAsPillowDoes) {
   EXPECT_EQ(count_differences({"bad/tench_extraneous_bytes.jpg", "bad/tench_short_scan.jpg"}), 0u);
+}
+
+// Every PNG colour type at every bit depth it allows, plain and Adam7-interlaced, as Pillow's
+// convert("RGB") gives it: grey replicated (sub-byte depths scaled, 16-bit clipped), palettes looked up (an
+// index past PLTE gets Pillow's grey ramp), alpha and tRNS dropped, 16-bit samples reduced to their high byte.
+TEST(PngPillow, EveryColourTypeAndBitDepthDecodesAsPillowDoes) {
+  std::vector<std::string> names;
+  for (const auto& [name, ref] : references())
+    if (has_prefix(name, "png/")) names.push_back(name);
+  // The fixture covers each combination the PNG spec allows (colour type: bit depths), both ways.
+  const std::vector<std::string> combos = {"grey1", "grey2", "grey4", "grey8", "grey16", "rgb8", "rgb16", "palette1",
+                                           "palette2", "palette4", "palette8", "grey_alpha8", "grey_alpha16", "rgba8",
+                                           "rgba16"};
+  for (const auto& c : combos)
+    for (const char* suffix : {".png", "_adam7.png"})
+      EXPECT_TRUE(references().count("png/" + c + suffix)) << "no Pillow reference for png/" << c << suffix;
+  EXPECT_GE(names.size(), 50u);
+  EXPECT_EQ(count_differences(names, true, "png"), 0u);
+}
+
+TEST(PngPillow, SixteenBitGreyIsClippedAsPillowDoes) {
+  // Pillow opens 16-bit grey as mode "I" and converts I -> RGB by clipping, so the rows stored above 255 are
+  // white, the others keep their value: both appear in the fixture, and the decode matches Pillow's above.
+  const RgbImage grey16 = load_image(image_path("png/grey16.png"));
+  size_t white = 0, grey = 0;
+  for (size_t i = 0; i + 2 < grey16.pixels.size(); i += 3) {
+    EXPECT_TRUE(grey16.pixels[i] == grey16.pixels[i + 1] && grey16.pixels[i] == grey16.pixels[i + 2]);
+    (grey16.pixels[i] == 255 ? white : grey) += 1;
+  }
+  EXPECT_GT(white, 0u);
+  EXPECT_GT(grey, 0u);
 }
 
 }  // namespace

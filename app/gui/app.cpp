@@ -92,6 +92,7 @@ App::App(const AppOptions& o) : backend_(std::make_shared<Backend>()) {
 App::~App() {
   worker_.reset();  // joins before the GL objects go
   for (OverlayTarget& t : targets_) OverlayRenderer::release(t);
+  for (OverlayTarget& t : retired_) OverlayRenderer::release(t);
   for (auto& [path, thumb] : state_.browser.thumbnails)
     if (thumb.texture) {
       const GLuint tex = static_cast<GLuint>(thumb.texture);
@@ -107,8 +108,16 @@ int App::pane_index(uint64_t id) const {
   return -1;
 }
 
+void App::retire_target(size_t pane) {
+  if (targets_[pane].framebuffer) retired_.push_back(targets_[pane]);
+  targets_[pane] = {};
+  state_.panes[pane].texture = 0;
+}
+
 void App::update(double now) {
   state_.now = now;
+  for (OverlayTarget& t : retired_) OverlayRenderer::release(t);  // the frame that showed them is drawn
+  retired_.clear();
   worker_->run_posted();
   std::vector<Request> requests;
   requests.swap(state_.requests);
@@ -124,21 +133,27 @@ void App::update(double now) {
 }
 
 void App::open_path(const std::string& path) {
-  if (is_directory(path)) {
-    if (is_regular_file(path + "/config.json")) state_.request(RequestKind::LoadModel, -1, path);
-    else state_.post(true, path + ": a folder, but not a model folder (no config.json)");
-  } else {
-    state_.request(RequestKind::OpenImage, -1, path);
+  // Called from GLFW's drop callback: nothing may propagate into its C frames.
+  try {
+    if (is_directory(path)) {
+      if (is_regular_file(path + "/config.json")) state_.request(RequestKind::LoadModel, -1, path);
+      else state_.post(true, path + ": a folder, but not a model folder (no config.json)");
+    } else {
+      state_.request(RequestKind::OpenImage, -1, path);
+    }
+  } catch (const std::exception& e) {
+    state_.post(true, path + ": " + one_line(e));
   }
 }
 
 void App::handle(const Request& r) {
   auto backend = backend_;
+  const int max_overlay_side = renderer_->max_side();
   switch (r.kind) {
     case RequestKind::LoadModel: {
       const std::string spec = trimmed(r.text);
       state_.model_spec = spec;
-      worker_->submit("loading model", [this, backend, spec](TaskContext& ctx) {
+      worker_->submit("loading model", [this, backend, spec, max_overlay_side](TaskContext& ctx) {
         auto session = ModelSession::load(spec);
         ctx.check();
         std::shared_ptr<const LoadedImage> image;
@@ -147,20 +162,34 @@ void App::handle(const Request& r) {
           std::lock_guard<std::mutex> lock(backend->mutex);
           path = backend->image_path;
         }
-        // The crop depends on the model's input size and resize rule: reopen the current image for it.
-        if (!path.empty()) image = session->open_image(path);
+        // The crop depends on the model's input size and resize rule: reopen the current image for it. An
+        // image this model cannot take (over the resize budget, say) is its own error: the model still loads.
+        std::string image_error;
+        if (!path.empty()) {
+          try {
+            image = session->open_image(path, max_overlay_side);
+          } catch (const std::exception& e) {
+            image_error = one_line(e);
+          }
+        }
         {
           std::lock_guard<std::mutex> lock(backend->mutex);
           backend->session = session;
           if (image) backend->image = image;
+          if (!image_error.empty()) backend->image = nullptr;  // the old crop no longer fits this model
         }
-        ctx.post([this, session, image] {
+        ctx.post([this, session, image, image_error] {
+          if (!image_error.empty()) {
+            state_.post(true, "opening image: " + image_error);
+            state_.image = nullptr;
+          }
           state_.model = session->summary();
           state_.model_ready = true;
           state_.set_layer(state_.layer < 0 ? state_.model.depth / 2 : state_.layer);
           if (image) {
             state_.image = image;
             image_uploaded_ = false;
+            note_downscaled(*image);
           }
           state_.post(false, "loaded " + state_.model.name + " from " + state_.model.source);
           rerun_all();
@@ -170,7 +199,7 @@ void App::handle(const Request& r) {
     }
     case RequestKind::OpenImage: {
       const std::string path = trimmed(r.text);
-      worker_->submit("opening image", [this, backend, path](TaskContext& ctx) {
+      worker_->submit("opening image", [this, backend, path, max_overlay_side](TaskContext& ctx) {
         std::shared_ptr<const ModelSession> session = backend->get().first;
         if (!session) {
           // The model is still loading (or failed): check the file now, let the model load open it.
@@ -182,7 +211,7 @@ void App::handle(const Request& r) {
           ctx.post([this, path] { state_.post(false, path + ": opens once a model is loaded"); });
           return;
         }
-        auto image = session->open_image(path);
+        auto image = session->open_image(path, max_overlay_side);
         ctx.check();
         {
           std::lock_guard<std::mutex> lock(backend->mutex);
@@ -193,6 +222,7 @@ void App::handle(const Request& r) {
           state_.image = image;
           image_uploaded_ = false;
           state_.hover.pinned = -1;
+          note_downscaled(*image);
           rerun_all();
         });
       });
@@ -253,6 +283,14 @@ void App::handle(const Request& r) {
       state_.post(false, "cancelled");
       break;
   }
+}
+
+void App::note_downscaled(const LoadedImage& image) {
+  if (image.display.width == 0) return;
+  state_.post(false, image.path + ": " + std::to_string(image.original.width) + "x" + std::to_string(image.original.height) +
+                         " pixels, drawn at " + std::to_string(image.display.width) + "x" +
+                         std::to_string(image.display.height) + " (the overlay's limit here is " +
+                         std::to_string(renderer_->max_side()) + " pixels a side)");
 }
 
 void App::rerun_all() {
@@ -396,9 +434,24 @@ int App::highlight_group(int pane) const {
 void App::render_overlays() {
   if (!state_.image || !state_.model_ready) return;
   if (!state_.overlay_dirty && image_uploaded_) return;
+  if (overlay_failed_for_ == state_.image) return;  // said once; the panes stay blank until another image
+  try {
+    draw_overlays();
+  } catch (const std::exception& e) {
+    // The request boundary of drawing: the image stays loaded (the panes' numbers and plots still show), its
+    // overlay is refused with one message instead of taking the app down.
+    overlay_failed_for_ = state_.image;
+    image_uploaded_ = false;
+    for (size_t i = 0; i < targets_.size(); ++i) retire_target(i);
+    state_.overlay_dirty = false;
+    state_.post(true, state_.image->path + ": " + one_line(e));  // "<image>: overlay: <what GL refused>"
+  }
+}
+
+void App::draw_overlays() {
   const auto t0 = std::chrono::steady_clock::now();
   if (!image_uploaded_) {
-    renderer_->set_image(state_.image->original);
+    renderer_->set_image(state_.image->shown());
     image_uploaded_ = true;
   }
   const bool stale_model = state_.image->model_view.width != state_.model.img_size;
@@ -413,6 +466,7 @@ void App::render_overlays() {
     style.opacity = static_cast<int>(std::lround(state_.opacity * 255));
     style.boundaries = state_.boundaries;
     style.highlight = highlight_group(static_cast<int>(i));
+    if (targets_[i].width != in.width || targets_[i].height != in.height) retire_target(i);
     renderer_->render(in, style, targets_[i]);
     p.texture = targets_[i].texture;
   }
@@ -436,15 +490,21 @@ RgbImage App::render_pane(int pane) {
   OverlayStyle style;
   style.opacity = static_cast<int>(std::lround(state_.opacity * 255));
   style.boundaries = state_.boundaries;
+  if (overlay_failed_for_ == state_.image) fail(state_.image->path, "the overlay could not be drawn for this image");
   OverlayTarget target;
   if (!image_uploaded_) {
-    renderer_->set_image(state_.image->original);
+    renderer_->set_image(state_.image->shown());
     image_uploaded_ = true;
   }
-  renderer_->render(in, style, target);
-  RgbImage pixels = renderer_->read(target);
-  OverlayRenderer::release(target);
-  return pixels;
+  try {
+    renderer_->render(in, style, target);
+    RgbImage pixels = renderer_->read(target);
+    OverlayRenderer::release(target);
+    return pixels;
+  } catch (...) {
+    OverlayRenderer::release(target);
+    throw;
+  }
 }
 
 void App::export_pane_png(int pane, const std::string& path) {
@@ -455,10 +515,14 @@ void App::export_pane_png(int pane, const std::string& path) {
   });
 }
 
+App::ExportState App::export_state() const { return export_state_; }
+
 void App::export_all(const std::string& dir) {
+  export_state_ = ExportState::Failed;  // until the worker has written the last file
   std::error_code ec;
   fs::create_directories(dir, ec);
-  if (ec || !fs::is_directory(dir)) fail(dir, "cannot create the export folder: " + ec.message());
+  if (ec || !fs::is_directory(dir, ec))
+    fail(dir, "cannot create the export folder: " + (ec ? ec.message() : std::string("a file of that name exists")));
   // GL readbacks and the state are taken here, on the main thread; encoding and writing the files (PNG
   // compression, plot rasterising: seconds) happens on the worker so the window keeps drawing.
   std::vector<std::pair<std::string, std::shared_ptr<RgbImage>>> pane_pngs;
@@ -472,6 +536,16 @@ void App::export_all(const std::string& dir) {
                   {"height", state_.image->original.height},
                   {"crop", {{"x0", c.x0}, {"y0", c.y0}, {"width", c.width}, {"height", c.height}}},
                   {"line_width", default_line_width(c, state_.model.img_size)}};
+    // The pane PNGs are drawn on LoadedImage::shown(): the original, or its downscaled copy for an image
+    // with a side over the overlay limit; the same fields in its pixels.
+    const RgbImage& shown = state_.image->shown();
+    const CropMapping& sc = state_.image->shown_crop();
+    j["overlay"] = {{"width", shown.width},
+                    {"height", shown.height},
+                    {"downscaled", state_.image->display.width > 0},
+                    {"max_side", renderer_->max_side()},
+                    {"crop", {{"x0", sc.x0}, {"y0", sc.y0}, {"width", sc.width}, {"height", sc.height}}},
+                    {"line_width", default_line_width(sc, state_.model.img_size)}};
   }
   j["layer"] = state_.layer + 1;
   j["layer_note"] = "1-based block index; overlays show the partition after this block";
@@ -488,9 +562,13 @@ void App::export_all(const std::string& dir) {
     if (!p.error.empty()) pj["error"] = p.error;
     if (p.result && state_.image) {
       const PaneResult& r = *p.result;
-      const std::string png = "pane" + std::to_string(i + 1) + ".png";
-      pane_pngs.emplace_back(dir + "/" + png, std::make_shared<RgbImage>(render_pane(static_cast<int>(i))));
-      pj["png"] = png;
+      if (overlay_failed_for_ == state_.image) {
+        pj["png_error"] = "the overlay could not be drawn for this image";  // shown when it happened
+      } else {
+        const std::string png = "pane" + std::to_string(i + 1) + ".png";
+        pane_pngs.emplace_back(dir + "/" + png, std::make_shared<RgbImage>(render_pane(static_cast<int>(i))));
+        pj["png"] = png;
+      }
       pj["method"] = r.spec;
       pj["gmacs"] = r.gmacs;
       pj["top5"] = r.top5;
@@ -516,23 +594,33 @@ void App::export_all(const std::string& dir) {
   nlohmann::json plots = nlohmann::json::array();
   for (const NamedFigure& f : figures) plots.push_back(f.id);
   j["plots"] = plots;
+  export_state_ = ExportState::Running;
   worker_->submit("exporting", [this, dir, j, pane_pngs, figures](TaskContext& ctx) {
-    const size_t steps = pane_pngs.size() + figures.size() + 1;
-    size_t done = 0;
-    for (const auto& [path, pixels] : pane_pngs) {
-      ctx.progress(static_cast<float>(done++) / steps);
-      write_png(path, *pixels);
+    try {
+      const size_t steps = pane_pngs.size() + figures.size() + 1;
+      size_t done = 0;
+      for (const auto& [path, pixels] : pane_pngs) {
+        ctx.progress(static_cast<float>(done++) / steps);
+        write_png(path, *pixels);
+      }
+      for (const NamedFigure& f : figures) {
+        ctx.check();
+        ctx.progress(static_cast<float>(done++) / steps);
+        export_figure(f.figure, dir + "/" + f.id);
+      }
+      const std::string json_path = dir + "/state.json";
+      std::ofstream out(json_path);
+      out << j.dump(1) << '\n';
+      if (!out) fail(json_path, "cannot write");
+    } catch (...) {
+      // The worker shows the error; the export is over and failed (a cancel counts as a failure too).
+      ctx.post([this] { export_state_ = ExportState::Failed; });
+      throw;
     }
-    for (const NamedFigure& f : figures) {
-      ctx.check();
-      ctx.progress(static_cast<float>(done++) / steps);
-      export_figure(f.figure, dir + "/" + f.id);
-    }
-    const std::string json_path = dir + "/state.json";
-    std::ofstream out(json_path);
-    out << j.dump(1) << '\n';
-    if (!out) fail(json_path, "write failed");
-    ctx.post([this, dir] { state_.post(false, "exported to " + dir); });
+    ctx.post([this, dir] {
+      export_state_ = ExportState::Done;
+      state_.post(false, "exported to " + dir);
+    });
   });
 }
 

@@ -34,7 +34,8 @@ class App {
   AppState& state() { return state_; }
   // Main thread, once per frame before the UI: runs worker results, handles requests, copies progress.
   void update(double now);
-  // Main thread, after the UI and before ImGui renders: redraws overlays when something changed.
+  // Main thread, after the UI and before ImGui renders: redraws overlays when something changed. Never
+  // throws: when GL cannot draw the image's overlay, that is shown as an error once and the panes stay blank.
   void render_overlays();
   // Nothing running, queued or pending.
   bool idle() const;
@@ -44,8 +45,13 @@ class App {
   // Writes it as PNG (on the worker).
   void export_pane_png(int pane, const std::string& path);
   // Writes every pane, every plot and state.json into `dir` (files written on the worker; done when idle()).
+  // Throws ms::Error naming the folder when it cannot be created; a file that cannot be written is shown as
+  // an error by the worker. export_state() says how the last export ended.
   void export_all(const std::string& dir);
-  // A files dropped on the window (or given on the command line): images open, model folders load.
+  enum class ExportState { None, Running, Done, Failed };
+  ExportState export_state() const;
+  // A file dropped on the window (or given on the command line): images open, model folders load. Never
+  // throws (GLFW's drop callback calls it); problems are shown as errors.
   void open_path(const std::string& path);
 
   // Per method change: ms from the request to its overlay drawn (GL finished).
@@ -56,6 +62,8 @@ class App {
   void handle(const Request& r);
   void submit_run(int pane);
   void rerun_all();
+  void draw_overlays();
+  void note_downscaled(const LoadedImage& image);
   void list_folder(const std::string& path);
   void load_thumbnails();
   int pane_index(uint64_t id) const;
@@ -66,9 +74,15 @@ class App {
   std::unique_ptr<Worker> worker_;
   std::unique_ptr<OverlayRenderer> renderer_;
   std::vector<OverlayTarget> targets_;  // parallel to state_.panes
+  // Targets replaced after the UI had queued their textures for this frame: deleted at the next update(),
+  // once that frame is drawn (deleting them at once made ImGui bind a deleted texture name).
+  std::vector<OverlayTarget> retired_;
+  void retire_target(size_t pane);
   std::vector<uint64_t> pane_ids_;      // parallel to state_.panes
   uint64_t next_pane_id_ = 1;
   bool image_uploaded_ = false;
+  std::shared_ptr<const LoadedImage> overlay_failed_for_;  // the image whose overlay GL could not draw
+  ExportState export_state_ = ExportState::None;
   std::vector<double> method_latencies_ms_;
 };
 

@@ -34,11 +34,25 @@ struct CropMapping {
   double x0 = 0, y0 = 0, width = 0, height = 0;
 };
 
+// The overlay is drawn at the image's own resolution up to this many pixels a side (and within the GL
+// implementation's texture, renderbuffer and viewport limits); a larger image is drawn on a downscaled copy.
+// Panes show it at well under 1000 px. At 4096 a side an RGBA pane target is at most 67 MB, and Mesa's
+// software renderer redraws one in about a second (8192: 268 MB and 3.4 s, measured on a 12000 x 9000
+// image under Xvfb); photos up to 12 megapixels (4000 x 3000) are still drawn and exported 1:1.
+constexpr int kMaxOverlaySide = 4096;
+
 struct LoadedImage {
   std::string path;
   RgbImage original;    // as decoded
   RgbImage model_view;  // resized and cropped, img_size x img_size: what the model sees
   CropMapping crop;
+  // What the overlay is drawn on, and exported at: the original, or when a side is over the overlay limit a
+  // copy downscaled to fit (Pillow's antialiased bilinear) with the crop in its pixels. Hover and the model
+  // always use the original.
+  RgbImage display;           // empty: the original is drawn as it is
+  CropMapping display_crop;   // `crop` in display pixels
+  const RgbImage& shown() const { return display.width > 0 ? display : original; }
+  const CropMapping& shown_crop() const { return display.width > 0 ? display_crop : crop; }
 };
 
 // One method on one image: everything the panes and plots show, computed by the worker.

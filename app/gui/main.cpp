@@ -49,7 +49,11 @@ const char* kUsage =
 ms::gui::App* g_app = nullptr;
 
 void on_drop(GLFWwindow*, int count, const char** paths) {
-  if (g_app && count > 0) g_app->open_path(paths[0]);
+  // A GLFW (C) callback: no exception may leave it. open_path shows its own errors.
+  try {
+    if (g_app && count > 0) g_app->open_path(paths[0]);
+  } catch (...) {
+  }
 }
 
 void on_glfw_error(int code, const char* text) { std::fprintf(stderr, "mergescope: GLFW error %d: %s\n", code, text); }
@@ -288,7 +292,9 @@ int main(int argc, char** argv) {
       }
       const bool export_done = export_dir.empty() || (exported && app->idle());
       if (!export_dir.empty() && export_done && screenshot.empty() && exit_after) {
-        std::printf("exported %s\n", export_dir.c_str());
+        // Only an export whose every file was written says so; a failed one has shown its error already.
+        if (app->export_state() == gui::App::ExportState::Done) std::printf("exported %s\n", export_dir.c_str());
+        else rc = 1;
         glfwSetWindowShouldClose(window, 1);
       }
       const bool final_shot = !screenshot.empty() && export_done && (frames_after_idle >= frames || give_up);
@@ -297,13 +303,21 @@ int main(int argc, char** argv) {
         const std::string path = final_shot ? screenshot : s.export_dir + "/screenshot.png";
         s.screenshot_requested = false;
         try {
-          if (!final_shot) std::filesystem::create_directories(s.export_dir);
+          std::error_code ec;
+          if (!final_shot && !std::filesystem::create_directories(s.export_dir, ec) && ec)
+            fail(s.export_dir, "cannot create the export folder: " + ec.message());
           write_png(path, read_window(fb_w, fb_h));
           std::printf("wrote %s\n", path.c_str());
           if (!final_shot) s.post(false, "wrote " + path);
         } catch (const std::exception& e) {
-          std::fprintf(stderr, "mergescope: %s\n", one_line(e).c_str());
-          rc = 1;
+          // The button's screenshot fails like any request (modal, status bar, stderr on the next frame);
+          // --screenshot's is the end of a scripted run.
+          if (final_shot) {
+            std::fprintf(stderr, "mergescope: %s\n", one_line(e).c_str());
+            rc = 1;
+          } else {
+            s.post(true, one_line(e));
+          }
         }
         if (final_shot && exit_after) glfwSetWindowShouldClose(window, 1);
       }

@@ -163,8 +163,9 @@ void set_partition(OverlayInputs& in, const PaneResult* result, int layer, FillM
 OverlayInputs make_overlay_inputs(const LoadedImage& image, const ModelSummary& model, const PaneResult* result,
                                   int layer, FillMode mode) {
   OverlayInputs in;
-  map_pixels_to_patches(in, image.original.width, image.original.height, image.crop, model.img_size, model.patch,
-                        default_line_width(image.crop, model.img_size));
+  const RgbImage& shown = image.shown();
+  map_pixels_to_patches(in, shown.width, shown.height, image.shown_crop(), model.img_size, model.patch,
+                        default_line_width(image.shown_crop(), model.img_size));
   set_partition(in, result, layer, mode, image.model_view, model.patch);
   return in;
 }

@@ -23,7 +23,7 @@ struct OverlayStyle {
 
 // Everything the shader reads besides the image.
 struct OverlayInputs {
-  int width = 0, height = 0;  // original image size = output size
+  int width = 0, height = 0;  // size of the image drawn on (LoadedImage::shown()) = output size
   int grid = 0;
   // Per pixel column (row): the patch column (row) it falls in, -1 outside the model's crop, and edge bits:
   // 1 = within the line width of the patch's low edge, 2 = of its high edge.
@@ -48,7 +48,7 @@ int default_line_width(const CropMapping& crop, int img_size);
 void set_partition(OverlayInputs& in, const PaneResult* result, int layer, FillMode mode, const RgbImage& model_view,
                    int patch);
 
-// All of it for one pane.
+// All of it for one pane, in the pixels of image.shown() (the original, or its downscaled display copy).
 OverlayInputs make_overlay_inputs(const LoadedImage& image, const ModelSummary& model, const PaneResult* result,
                                   int layer, FillMode mode);
 

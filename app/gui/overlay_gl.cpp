@@ -5,6 +5,8 @@
 
 #include <epoxy/gl.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -42,6 +44,24 @@ unsigned make_texture() {
   return t;
 }
 
+// Clears errors other GL users left behind, so that check_gl() below reports only the calls it follows.
+void drain_gl_errors() {
+  for (int i = 0; i < 16 && glGetError() != GL_NO_ERROR; ++i) {
+  }
+}
+
+// Throws when a GL call since the last check failed (GL_OUT_OF_MEMORY above all: a texture GL could not
+// allocate otherwise only shows later as an incomplete framebuffer or a black pane).
+void check_gl(const char* what) {
+  GLenum first = glGetError();
+  if (first == GL_NO_ERROR) return;
+  while (glGetError() != GL_NO_ERROR) {
+  }
+  char code[16];
+  std::snprintf(code, sizeof code, "0x%04X", first);
+  fail("overlay", std::string(what) + " failed (GL error " + code + (first == GL_OUT_OF_MEMORY ? ", out of memory)" : ")"));
+}
+
 void upload_rg32i(unsigned tex, const std::vector<int32_t>& a, const std::vector<int32_t>& b) {
   std::vector<int32_t> data(a.size() * 2);
   for (size_t i = 0; i < a.size(); ++i) data[2 * i] = a[i], data[2 * i + 1] = b[i];
@@ -68,6 +88,16 @@ OverlayRenderer::OverlayRenderer() {
     fail("shaders/overlay", std::string("program does not link: ") + log);
   }
   glGenVertexArrays(1, &vao_);
+  // Images with a longer side are drawn on a downscaled copy (LoadedImage::display), so nothing asks GL for a
+  // texture or framebuffer it cannot make: before this, a 16385 x 8 image aborted the app on Mesa (whose
+  // limit is 16384) with an incomplete framebuffer.
+  GLint texture_limit = 0, renderbuffer_limit = 0, viewport_limit[2] = {0, 0};
+  glGetIntegerv(GL_MAX_TEXTURE_SIZE, &texture_limit);
+  glGetIntegerv(GL_MAX_RENDERBUFFER_SIZE, &renderbuffer_limit);
+  glGetIntegerv(GL_MAX_VIEWPORT_DIMS, viewport_limit);
+  max_side_ = kMaxOverlaySide;
+  for (GLint limit : {texture_limit, renderbuffer_limit, viewport_limit[0], viewport_limit[1]})
+    if (limit > 0) max_side_ = std::min<int>(max_side_, limit);
   image_ = make_texture();
   columns_ = make_texture();
   rows_ = make_texture();
@@ -82,25 +112,36 @@ OverlayRenderer::~OverlayRenderer() {
   glDeleteProgram(program_);
 }
 
-void OverlayRenderer::set_image(const RgbImage& original) {
-  std::vector<uint8_t> rgba(static_cast<size_t>(original.width) * original.height * 4, 255);
-  for (size_t i = 0, n = static_cast<size_t>(original.width) * original.height; i < n; ++i)
-    for (int k = 0; k < 3; ++k) rgba[i * 4 + k] = original.pixels[i * 3 + k];
+void OverlayRenderer::set_image(const RgbImage& image) {
+  image_width_ = image_height_ = 0;  // until the upload succeeds, render() refuses
+  if (image.width <= 0 || image.height <= 0 || image.width > max_side_ || image.height > max_side_)
+    fail("overlay", "a " + std::to_string(image.width) + "x" + std::to_string(image.height) +
+                        " image is over this OpenGL's limit of " + std::to_string(max_side_) + " pixels a side");
+  std::vector<uint8_t> rgba(static_cast<size_t>(image.width) * image.height * 4, 255);
+  for (size_t i = 0, n = static_cast<size_t>(image.width) * image.height; i < n; ++i)
+    for (int k = 0; k < 3; ++k) rgba[i * 4 + k] = image.pixels[i * 3 + k];
+  drain_gl_errors();
   glBindTexture(GL_TEXTURE_2D, image_);
   glPixelStorei(GL_UNPACK_ALIGNMENT, 1);
-  glTexImage2D(GL_TEXTURE_2D, 0, GL_RGBA8UI, original.width, original.height, 0, GL_RGBA_INTEGER, GL_UNSIGNED_BYTE,
+  glTexImage2D(GL_TEXTURE_2D, 0, GL_RGBA8UI, image.width, image.height, 0, GL_RGBA_INTEGER, GL_UNSIGNED_BYTE,
                rgba.data());
-  image_width_ = original.width;
-  image_height_ = original.height;
+  check_gl("uploading the image");
+  image_width_ = image.width;
+  image_height_ = image.height;
 }
 
 void OverlayRenderer::render(const OverlayInputs& in, const OverlayStyle& style, OverlayTarget& target) {
   if (in.width != image_width_ || in.height != image_height_) fail("overlay", "inputs do not match the image size");
   if (target.width != in.width || target.height != in.height || !target.framebuffer) {
     release(target);
+    drain_gl_errors();
     glGenTextures(1, &target.texture);
     glBindTexture(GL_TEXTURE_2D, target.texture);
     glTexImage2D(GL_TEXTURE_2D, 0, GL_RGBA8, in.width, in.height, 0, GL_RGBA, GL_UNSIGNED_BYTE, nullptr);
+    if (glGetError() != GL_NO_ERROR) {
+      release(target);
+      fail("overlay", "cannot allocate a " + std::to_string(in.width) + "x" + std::to_string(in.height) + " pane texture");
+    }
     glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MIN_FILTER, GL_LINEAR);
     glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MAG_FILTER, GL_LINEAR);
     glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_WRAP_S, GL_CLAMP_TO_EDGE);
@@ -110,7 +151,9 @@ void OverlayRenderer::render(const OverlayInputs& in, const OverlayStyle& style,
     glFramebufferTexture2D(GL_FRAMEBUFFER, GL_COLOR_ATTACHMENT0, GL_TEXTURE_2D, target.texture, 0);
     if (glCheckFramebufferStatus(GL_FRAMEBUFFER) != GL_FRAMEBUFFER_COMPLETE) {
       glBindFramebuffer(GL_FRAMEBUFFER, 0);
-      fail("overlay", "off-screen framebuffer is incomplete");
+      release(target);
+      fail("overlay", "off-screen framebuffer of " + std::to_string(in.width) + "x" + std::to_string(in.height) +
+                          " pixels is incomplete");
     }
     target.width = in.width;
     target.height = in.height;

@@ -22,9 +22,15 @@ class OverlayRenderer {
   OverlayRenderer(const OverlayRenderer&) = delete;
   OverlayRenderer& operator=(const OverlayRenderer&) = delete;
 
-  // The image every pane draws on (uploaded once per image).
-  void set_image(const RgbImage& original);
-  // Draws the overlay into `target`, (re)allocating it at the image size.
+  // The longest side an image (and so a pane target) may have here: kMaxOverlaySide within this GL's
+  // GL_MAX_TEXTURE_SIZE, GL_MAX_RENDERBUFFER_SIZE and GL_MAX_VIEWPORT_DIMS.
+  int max_side() const { return max_side_; }
+  // The image every pane draws on (uploaded once per image); throws ms::Error when it is larger than
+  // max_side() or GL cannot hold it.
+  void set_image(const RgbImage& image);
+  // Draws the overlay into `target`, (re)allocating it at the image size (the old texture is deleted: a
+  // caller whose UI has already queued it for this frame retires the target first, see App); throws
+  // ms::Error when GL cannot.
   void render(const OverlayInputs& in, const OverlayStyle& style, OverlayTarget& target);
   // The target's pixels, row 0 = top.
   RgbImage read(const OverlayTarget& target) const;
@@ -34,6 +40,7 @@ class OverlayRenderer {
   unsigned program_ = 0, vao_ = 0;
   unsigned image_ = 0, columns_ = 0, rows_ = 0, groups_ = 0, fill_ = 0;
   int image_width_ = 0, image_height_ = 0;
+  int max_side_ = 0;
 };
 
 }  // namespace ms::gui

@@ -75,6 +75,8 @@ void draw_controls(AppState& s) {
     const std::string& p = s.image->path;
     ImGui::TextWrapped("%s", p.substr(p.find_last_of('/') + 1).c_str());
     ImGui::TextDisabled("%d x %d px", s.image->original.width, s.image->original.height);
+    if (s.image->display.width > 0)  // over the overlay's side limit: drawn (and exported) on a smaller copy
+      ImGui::TextDisabled("drawn at %d x %d", s.image->display.width, s.image->display.height);
   }
   if (ImGui::Button("Browse images...")) {
     s.browser.open = true;

@@ -16,6 +16,7 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -116,12 +117,22 @@ std::shared_ptr<const ModelSession> ModelSession::load(const std::string& spec) 
   return session;
 }
 
-std::shared_ptr<LoadedImage> ModelSession::open_image(const std::string& path) const {
+std::shared_ptr<LoadedImage> ModelSession::open_image(const std::string& path, int max_overlay_side) const {
   auto img = std::make_shared<LoadedImage>();
   img->path = path;
-  img->original = load_image(path);
-  img->model_view = model_view(img->original, impl_->preprocess);
+  img->original = load_image(path);  // errors name the file, running out of memory included
+  img->model_view = model_view(img->original, impl_->preprocess, path);
   img->crop = crop_mapping(img->original.width, img->original.height, impl_->preprocess);
+  const int w = img->original.width, h = img->original.height;
+  if (std::max(w, h) > max_overlay_side) {
+    // Within the limit on both sides, aspect ratio kept as far as whole pixels allow.
+    const double k = static_cast<double>(max_overlay_side) / std::max(w, h);
+    const int dw = std::clamp(static_cast<int>(std::lround(w * k)), 1, max_overlay_side);
+    const int dh = std::clamp(static_cast<int>(std::lround(h * k)), 1, max_overlay_side);
+    with_file_errors(path, [&] { img->display = resize_like_pil(img->original, dw, dh, ResampleFilter::Bilinear); });
+    const double sx = static_cast<double>(dw) / w, sy = static_cast<double>(dh) / h;
+    img->display_crop = {img->crop.x0 * sx, img->crop.y0 * sy, img->crop.width * sx, img->crop.height * sy};
+  }
   return img;
 }
 
@@ -136,7 +147,7 @@ std::shared_ptr<PaneResult> ModelSession::run(const LoadedImage& image, const st
   {
     c10::InferenceMode guard;
     at::Tensor input = at::empty({1, 3, c.img_size, c.img_size}, at::kFloat);
-    preprocess(image.original, impl_->preprocess, input.data_ptr<float>());
+    preprocess(image.original, impl_->preprocess, input.data_ptr<float>(), image.path);
     RunOptions opts;
     opts.trace = opts.trace_energy = opts.trace_keys = true;
     RunResult run_result = ms::run(model, input, reducer.get(), opts);

@@ -20,8 +20,9 @@ class ModelSession {
 
   const ModelSummary& summary() const { return summary_; }
 
-  // Decodes an image and prepares what the model sees and where that lies in the original.
-  std::shared_ptr<LoadedImage> open_image(const std::string& path) const;
+  // Decodes an image and prepares what the model sees, where that lies in the original, and the copy the
+  // overlay is drawn on when a side is over `max_overlay_side` (OverlayRenderer::max_side()).
+  std::shared_ptr<LoadedImage> open_image(const std::string& path, int max_overlay_side = kMaxOverlaySide) const;
 
   // Runs one method spec on the image: trace (with energies and keys), top-5, GMACs per layer and the
   // spectral check. `cancelled` is polled between stages.

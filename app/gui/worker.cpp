@@ -64,7 +64,17 @@ void Worker::run_posted() {
     std::lock_guard<std::mutex> lock(mutex_);
     todo.swap(posted_);
   }
-  for (auto& fn : todo) fn();
+  // What tasks post (results going into the state, GL uploads) is part of their request: a failure there is
+  // shown like one in the task and the rest of the queue still runs.
+  for (auto& fn : todo) {
+    try {
+      fn();
+    } catch (const std::exception& e) {
+      on_error_(one_line(e));
+    } catch (...) {
+      on_error_("unknown error");
+    }
+  }
 }
 
 void Worker::loop() {

@@ -45,7 +45,7 @@ class Worker {
   void cancel_all();
   WorkStatus status() const;
   bool idle() const;  // nothing running, queued or waiting to be posted
-  // Main thread: runs what tasks posted, in order.
+  // Main thread: runs what tasks posted, in order; one that throws goes to `on_error` and the rest still run.
   void run_posted();
 
  private:
