@@ -196,6 +196,11 @@ void VitConfig::validate(const std::string& source) const {
 }
 
 VitConfig config_from_arch_name(const std::string& name) {
+  // std::regex matches recursively: a long name (64 KB) overflows the stack. Real names are < 64 characters.
+  constexpr size_t kMaxArchName = 256;
+  if (name.size() > kMaxArchName)
+    fail(excerpt(name), "unknown architecture (a name of " + std::to_string(name.size()) + " characters; at most " +
+                            std::to_string(kMaxArchName) + ")");
   static const std::regex pattern(R"(^(vit|deit|deit3)_(tiny|small|base|large|huge)(_distilled)?_patch(\d{1,4})_(\d{1,4})(\..*)?$)");
   std::smatch m;
   if (!std::regex_match(name, m, pattern))

@@ -11,6 +11,7 @@ PACKAGES=(
   libimgui-dev libglfw3-dev libepoxy-dev libfreetype-dev libgl-dev libopengl-dev
   xvfb xauth libgl1-mesa-dri mesa-utils fonts-dejavu-core
   python3-torch python3-torchvision python3-pil python3-numpy
+  clang-14 libclang-rt-14-dev llvm-14  # the sanitizer + fuzz build (libFuzzer, ASan/UBSan runtimes, llvm-symbolizer)
 )
 
 missing=()

@@ -20,7 +20,9 @@ double parse_threshold(ReducerSpec& spec, const std::string& key) {
   if (s == "-inf") return -std::numeric_limits<double>::infinity();
   char* end = nullptr;
   const double v = std::strtod(s.c_str(), &end);
-  if (*end || !std::isfinite(v) || s.find_first_of(" \t+xXnN") != std::string::npos)
+  // strtod also takes "+5", " 5", hex and "nan"; the canonical form's exponents ("2.14748365e+09") stay valid.
+  const bool odd_form = s.empty() || s[0] == '+' || s.find_first_of(" \t\n\r\f\vxXnN") != std::string::npos;
+  if (*end || !std::isfinite(v) || odd_form)
     fail("method spec '" + spec.text() + "'", key + "='" + s + "' is not a number (or inf, -inf)");
   return v;
 }
