@@ -9,27 +9,6 @@
 
 namespace ms {
 
-CostBreakdown model_cost(const VitConfig& c, const std::vector<int>& tokens_out, const Reducer* reducer) {
-  CostBreakdown cost;
-  const double C = c.embed_dim, H = c.mlp_hidden(), P = c.patch_size;
-  cost.embed = static_cast<double>(c.num_patches()) * C * c.in_chans * P * P;
-  cost.head = C * c.num_classes * (c.distilled ? 2 : 1);
-  double n_in = c.num_tokens();
-  for (int l = 0; l < c.depth; ++l) {
-    const double n_out = l < static_cast<int>(tokens_out.size()) ? tokens_out[l] : n_in;
-    const double attn = 3 * n_in * C * C + 2 * n_in * n_in * C + n_in * C * C;
-    const double mlp = 2 * n_out * C * H;
-    const double match =
-        reducer ? reducer->matching_macs(static_cast<int>(n_in), c.num_prefix_tokens(), c.head_dim()) : 0.0;
-    cost.attention += attn;
-    cost.mlp += mlp;
-    if (n_out < n_in) cost.matching += match;  // a block that merges nothing computes no matching either
-    cost.per_layer.push_back(attn + mlp + (n_out < n_in ? match : 0.0));
-    n_in = n_out;
-  }
-  return cost;
-}
-
 std::vector<int> predicted_tokens(const VitConfig& c, const Reducer& reducer) {
   std::vector<int> out;
   int n = c.num_tokens();

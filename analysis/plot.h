@@ -1,8 +1,9 @@
-// Publication-quality line and histogram plots, exported as SVG (text) and PNG (own anti-aliased rasteriser,
-// text through stb_truetype with a system TrueType font found at run time). No GUI, no LibTorch.
+// Publication-quality line and histogram plots, exported as SVG (our own writer: the text stays editable), PNG
+// and PDF (Cairo, text in DejaVu Sans found through fontconfig). No GUI, no LibTorch.
 //
-// Both formats come from one layout, so an SVG and a PNG of the same Figure show the same thing. Colours are
-// "#rrggbb" (or "#rgb"); an empty colour takes the palette entry of the series' (or histogram's) index.
+// Every format, and the app's on-screen plot, draws one layout (plot_layout.h), so an SVG, a PNG and a PDF of
+// the same Figure show the same thing. Colours are "#rrggbb" (or "#rgb"); an empty colour takes the palette
+// entry of the series' (or histogram's) index.
 #pragma once
 
 #include "image.h"
@@ -45,7 +46,7 @@ struct Figure {
   std::vector<Series> lines;
   std::vector<Histogram> histograms;  // drawn under the lines, overlaid with transparency
   bool log_y = false;                 // all y data (and a fixed y_min) must then be positive
-  int width = 800, height = 500;      // SVG size in px; the PNG is scale times this
+  int width = 800, height = 500;      // size in px (CSS px: the PDF page is 0.75 pt per px); PNG: scale times
   // Fixed axis ranges; unset ends are taken from the data (with a small margin).
   std::optional<double> x_min, x_max, y_min, y_max;
   LegendPlacement legend = LegendPlacement::Auto;
@@ -54,17 +55,23 @@ struct Figure {
 // Self-contained SVG document. Throws ms::Error("figure '<title>': <problem>") on inconsistent data.
 std::string render_svg(const Figure& figure);
 
-// The figure rasterised at scale x its size (scale 1..8). Without a font the text is left out and a warning
-// goes to stderr once per process.
+// The figure rasterised at scale x its size (scale 1..8).
 RgbImage render_png(const Figure& figure, int scale = 2);
 
-// The axes' frame in figure pixels (y down), for mapping data to pixels (a PNG at scale s: multiply by s).
+// A one-page PDF document (vector lines, embedded font subset, the title in the document's metadata).
+std::string render_pdf(const Figure& figure);
+
+// A rectangle in figure pixels (y down).
 struct PlotArea {
   double left = 0, top = 0, right = 0, bottom = 0;
 };
+// The axes' frame in figure pixels, for mapping data to pixels (a PNG at scale s: multiply by s).
 PlotArea plot_area(const Figure& figure);
 
-// Writes <path>.svg and <path>.png; throws ms::Error naming the file that could not be written.
+// The file formats save_figure writes, as extensions with the dot: ".svg", ".png", ".pdf".
+const std::vector<std::string>& figure_formats();
+
+// Writes <path>.svg, <path>.png and <path>.pdf; throws ms::Error naming the file that could not be written.
 void save_figure(const Figure& figure, const std::string& path_without_extension, int png_scale = 2);
 
 // Okabe-Ito colours (colour-blind safe), the order used for series without a colour.
@@ -82,9 +89,8 @@ std::vector<double> nice_ticks(double lo, double hi, int max_intervals = 6);
 // A tick label with as many decimals as the step needs ("0.25", "10", "1.5e9" for large or tiny values).
 std::string format_tick(double value, double step);
 
-// Uses this TrueType font for PNG text and text measurement; "" goes back to searching the system fonts
-// (DejaVu Sans first). Returns whether a font is now available.
-bool set_plot_font(const std::string& ttf_path);
-bool plot_font_available();
+// The font file fontconfig picks for the plots' family (DejaVu Sans, or its substitute), "" when there is no
+// font at all. Plots are drawn without text then (a warning goes to stderr once per process).
+std::string plot_font_file(bool bold = false);
 
 }  // namespace ms

@@ -1,30 +1,29 @@
-// Spectral and energy analysis of traces, accumulated over images: for every method and layer the spectral
-// distance in the two views, baselines that give it meaning, eigenvalue curves and energy histograms.
-//
-// Views (PiToMe §3.3):
-//  - theorem: the graph of block 0's keys over all original patch tokens, coarsened by the cumulative
-//    partition after block l (what Theorem 1 talks about);
-//  - layer: the graph of block l's input keys, coarsened by that block's own merges.
-// Prefix tokens (CLS, distillation) are never merged and are left out of every graph.
+// Spectral and energy analysis of traces, accumulated over images: for every method and block the spectral
+// distance in the two views (spectral_distance.h, which also states the rule for pruned tokens), baselines that
+// give it meaning, eigenvalue curves and energy histograms.
 #pragma once
 
-#include "spectral.h"
+#include "spectral_distance.h"
 #include "trace.h"
 
+#include <cmath>
 #include <map>
 #include <string>
 #include <vector>
 
 namespace ms {
 
+// Mean and spread over images of one statistic. NaN values (an SD that pruning leaves undefined) are not counted,
+// so `n` says how many images had it; with none, mean and std are NaN.
 struct RunningStat {
   double n = 0, sum = 0, sum_sq = 0;
   void add(double v) {
+    if (std::isnan(v)) return;
     ++n;
     sum += v;
     sum_sq += v * v;
   }
-  double mean() const { return n ? sum / n : 0; }
+  double mean() const { return n ? sum / n : std::nan(""); }
   double std() const;  // population standard deviation over images
 };
 
@@ -39,31 +38,28 @@ struct MethodSpectra {
   std::string method;
   std::vector<RunningStat> sd_theorem, sd_layer;      // per layer
   std::vector<RunningStat> tokens;                    // tokens leaving each block
-  // Per layer: energies of the block's input tokens, all methods by one formula (the released code's,
-  // mean_j ELU(cos - m_l), m_l = 0.75 - 0.75 l/L) so that every method's merges read against the same scale.
+  // Per layer: energies of the block's input tokens, all methods by one formula (the released code's, as the
+  // trace records it with RunOptions::released_energy) so that every method's merges read against the same
+  // scale. Tokens the block pruned are neither merged nor kept and are left out.
   std::vector<EnergyHistogram> energy;
   std::vector<RunningStat> mean_energy_merged, mean_energy_kept;
   // Eigenvalue curves at the chosen layer, theorem view: original and lifted, averaged over images.
   std::vector<RunningStat> eig_original, eig_lifted;
 };
 
-struct SpectralOptions {
-  GraphOptions graph;
-  int curve_layer = -1;  // layer whose eigenvalue curves are kept (-1: the middle block)
+struct SpectralOptions : SdOptions {
+  int curve_layer = -1;  // block whose eigenvalue curves are kept (-1: the middle block)
   unsigned seed = 0;
   bool baselines = true;
-  // Graphs with more nodes than this use Spectra for the k smallest and k largest eigenvalues only, and SD is
-  // summed over those 2k (the rest of a normalised Laplacian spectrum of these graphs sits near 1).
-  int dense_limit = 600;
-  int partial_k = 32;
 };
 
 class SpectralReport {
  public:
   SpectralReport(std::vector<std::string> methods, int depth, SpectralOptions options);
 
-  // Adds one image: one trace per method (same order as the constructor's list), each recorded with keys
-  // and energies. Baselines ("random partition", "k-means") copy the group sizes / counts of `reference`.
+  // Adds one image: one trace per method (same order as the constructor's list), each recorded with keys and
+  // the released energy (RunOptions::trace_keys, released_energy). Baselines ("random partition", "k-means")
+  // copy the group sizes / counts of `reference`, where its SD is defined.
   void add_image(const std::vector<ImageTrace>& traces, int reference);
 
   const std::vector<MethodSpectra>& rows() const { return rows_; }
@@ -77,6 +73,11 @@ class SpectralReport {
 
  private:
   MethodSpectra& row(const std::string& name);
+  // The stages of add_image for method m's trace `tr` and block l; `reference` also feeds the baselines.
+  void add_theorem(size_t m, int l, const ImageTrace& tr, const TokenGraph& g0, bool reference);
+  void add_layer(size_t m, int l, const ImageTrace& tr, bool reference);
+  void check_lemma1(const TokenGraph& g0, const Partition& cumulative, const Eigen::VectorXd& lifted);
+  unsigned baseline_seed(int l) const;
   std::vector<std::string> methods_;
   std::vector<MethodSpectra> rows_;
   int depth_, images_ = 0, curve_layer_;
@@ -84,12 +85,6 @@ class SpectralReport {
   double lemma_sum_ = 0, lemma_mean_ = 0;
   bool partial_used_ = false;
 };
-
-// The released PiToMe code's energy of n tokens with unit-normalised keys, margin m.
-std::vector<double> reference_energies(const float* keys, int n, int dim, double margin);
-
-// Partition of block l's input tokens (prefix excluded) by where they go at block l; -1 for pruned tokens.
-std::vector<int> layer_partition(const ImageTrace& trace, int layer);
 
 // Writes sd.csv, eigenvalues.csv, energy.csv, tokens.csv, summary.json and the plots (SVG + PNG) into `dir`.
 void export_spectral_report(const SpectralReport& report, const std::string& dir, const std::string& model,

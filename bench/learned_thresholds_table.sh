@@ -30,7 +30,7 @@ for method in $methods; do
       name=${method}_t${target}$([ "$distill" = 1 ] && echo _distill || true)
       load=$(cut -d' ' -f1 /proc/loadavg)
       echo "== calibrate $name (load $load)" | tee -a "$log"
-      $cli calibrate --model "$model" --method "$method" --images "$data" --limit 250 --target-flops "$target" \
+      $cli calibrate --model "$model" --method "$method" --images "$data" --limit 250 --target-macs "$target" \
         $([ "$distill" = 1 ] && echo --distill || true) --seed 0 --out "$dir/$name.json" 2>>"$log" | tee -a "$log"
       echo "$name $load" >> "$dir/loads.txt.tmp"
     done
@@ -51,7 +51,7 @@ matched=()
 while read -r spec top1 top5 gmacs rest; do
   [[ $spec == ltmp:* || $spec == ltp:* ]] || continue
   for m in tome pitome; do
-    s=$($cli eval --model "$model" --images "$data" --offset 250 --limit 1 --method $m --match-gflops "$gmacs" 2>&1 >/dev/null |
+    s=$($cli eval --model "$model" --images "$data" --offset 250 --limit 1 --method $m --match-gmacs "$gmacs" 2>&1 >/dev/null |
         sed -n "s/^$m matches .*: \(.*\)$/\1/p")
     echo "$spec $m $s" >> "$dir/matches.txt.tmp"
     matched+=("$s")
@@ -79,7 +79,7 @@ match = {}
 for l in open(f"{d}/matches.txt"):
     spec, m, s = l.split()
     match[(spec, m)] = s
-lines = ["method,target_flops,distill,calib_seconds,load_1min,top1,top5,gmacs,tome_spec,tome_top1,tome_top5,tome_gmacs,pitome_spec,pitome_top1,pitome_top5,pitome_gmacs"]
+lines = ["method,target_macs,distill,calib_seconds,load_1min,top1,top5,gmacs,tome_spec,tome_top1,tome_top5,tome_gmacs,pitome_spec,pitome_top1,pitome_top5,pitome_gmacs"]
 md = ["| method | target | task loss | top-1 | top-5 | GMACs | ToMe (same GMACs) | top-1 | GMACs | PiToMe (same GMACs) | top-1 | GMACs | calibration s (load) |",
       "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
 none = learned.get('none')
@@ -91,8 +91,9 @@ for spec, (t1, t5, g) in sorted(learned.items(), key=lambda kv: (kv[0].split(':'
     distill = info['loss'] == 'kl_to_unreduced'
     ts, ps = match[(spec, 'tome')], match[(spec, 'pitome')]
     tt, pt = matched[ts], matched[ps]
-    lines.append(f"{spec.split(':')[0]},{info['target_flops']},{int(distill)},{info['seconds']:.1f},{loads[name]},{t1},{t5},{g},{ts},{tt[0]},{tt[1]},{tt[2]},{ps},{pt[0]},{pt[1]},{pt[2]}")
-    md.append(f"| {spec.split(':')[0]} | {info['target_flops']} | {'KL to unreduced' if distill else 'cross-entropy'} | {t1:.1f} | {t5:.1f} | {g:.3f} | `{ts}` | {tt[0]:.1f} | {tt[2]:.3f} | `{ps}` | {pt[0]:.1f} | {pt[2]:.3f} | {info['seconds']:.0f} ({loads[name]}) |")
+    target = info.get('target_macs', info.get('target_flops'))  # files written before the rename say target_flops
+    lines.append(f"{spec.split(':')[0]},{target},{int(distill)},{info['seconds']:.1f},{loads[name]},{t1},{t5},{g},{ts},{tt[0]},{tt[1]},{tt[2]},{ps},{pt[0]},{pt[1]},{pt[2]}")
+    md.append(f"| {spec.split(':')[0]} | {target} | {'KL to unreduced' if distill else 'cross-entropy'} | {t1:.1f} | {t5:.1f} | {g:.3f} | `{ts}` | {tt[0]:.1f} | {tt[2]:.3f} | `{ps}` | {pt[0]:.1f} | {pt[2]:.3f} | {info['seconds']:.0f} ({loads[name]}) |")
 if none:
     md.append(f"| none | 1 | | {none[0]:.1f} | {none[1]:.1f} | {none[2]:.3f} | | | | | | | |")
 open(csv_path, 'w').write('\n'.join(lines) + '\n')

@@ -6,5 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 for arch in ${ARCHS:-deit_small_patch16_224 vit_base_patch16_224}; do
   ./build/app/mergescope-cli bench --random-weights "$arch" --batch "${BATCH:-32}" --warmup 1 --repeat "${REPEAT:-5}" \
-    --method tome:r=13 --method pitome --method pitome-code --match-flops tome:r=13
+    --method tome:r=13 --method pitome --method pitome-code --match-macs tome:r=13
 done

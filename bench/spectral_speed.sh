@@ -10,7 +10,7 @@ for size in 224 512; do
   for extra in "" "--no-baselines"; do
     echo "== ${size} px ${extra:-with baselines}"
     /usr/bin/time -f "whole command: %e s" ./build/app/mergescope-cli spectrum --model deit_tiny_patch16_224 --img-size "$size" \
-      --method tome:r=13 --method pitome --method pitome-code --match-flops tome:r=13 $extra "$img" --out "$out" 2>&1 |
+      --method tome:r=13 --method pitome --method pitome-code --match-macs tome:r=13 $extra "$img" --out "$out" 2>&1 |
       grep -E '^(time|whole)'
   done
 done

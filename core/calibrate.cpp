@@ -3,7 +3,7 @@
 //    similarity and a prune threshold (init 0) on attention received; merged tokens take their members'
 //    maximum importance; straight-through masks m = hard + sigmoid((s - theta) / tau) - sg(sigmoid(...));
 //    masked softmax exp(a_j) m_j / sum_k exp(a_k) m_k; loss = CE + lambda (target - r_FLOPs)^2 with
-//    r_FLOPs from expected token counts; SGD on the thresholds only, thresholds clamped to [0, 1].
+//    r_FLOPs (a MACs ratio here) from expected token counts; SGD on the thresholds only, clamped to [0, 1].
 //  - LTP (Kim et al. KDD 2022): soft masks sigmoid((s - theta) / T) during learning, penalty lambda * mean
 //    of the masks, hard pruning at inference.
 // The masked forward keeps every token in the tensor but reproduces the inference order exactly: after a
@@ -12,8 +12,10 @@
 #include "calibrate.h"
 
 #include "config.h"
+#include "cost.h"
 #include "error.h"
 #include "model.h"
+#include "reduce/ops.h"
 
 #include <ATen/ATen.h>
 #include <ATen/core/grad_mode.h>
@@ -75,13 +77,11 @@ MaskedForward masked_forward(const Model& model, const at::Tensor& images, const
   const at::Tensor is_prefix = (positions < prefix).unsqueeze(0).expand({B, N});
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));
 
-  // Cost per image with analysis/flops.h's formula (model_cost without matching; core does not link analysis,
-  // tests/test_learned_thresholds checks the two agree), as a function of expected token counts.
-  const double hidden = c.mlp_hidden(), P = c.patch_size;
-  const double fixed = static_cast<double>(c.num_patches()) * C * c.in_chans * P * P + C * c.num_classes * (c.distilled ? 2 : 1);
-  const double n0 = static_cast<double>(N);
-  const double unreduced = fixed + L * (4 * n0 * C * C + 2 * n0 * n0 * C + 2 * n0 * C * hidden);
-  at::Tensor cost = at::full({B}, fixed, fopts);
+  // Cost per image with the cost model (core/cost.h) as a function of expected token counts; the reducer's
+  // matching is left out of the training ratio.
+  const double hidden = c.mlp_hidden();
+  const double unreduced = model_cost(c, {}, nullptr).total();
+  at::Tensor cost = at::full({B}, embed_macs(c) + head_macs(c), fopts);
   at::Tensor n_in = at::full({B}, static_cast<double>(N), fopts);
   std::vector<at::Tensor> kept_per_block;
 
@@ -109,11 +109,12 @@ MaskedForward masked_forward(const Model& model, const at::Tensor& images, const
       const at::Tensor is_a = kept & (rank.remainder(2) == 0), is_b = kept & (rank.remainder(2) == 1);
       const at::Tensor row_ok = is_a & ~is_prefix;                              // CLS never merges
       const at::Tensor col_ok = is_b & ~(is_prefix & (positions > 0).unsqueeze(0));  // nor the distillation token
-      const at::Tensor keys_mean = k.mean(1);
-      const at::Tensor metric = keys_mean / keys_mean.norm(2, -1, true);
-      const at::Tensor sim = at::bmm(metric, metric.transpose(1, 2))
-                                 .masked_fill(~(row_ok.unsqueeze(2) & col_ok.unsqueeze(1)), -kInf);
-      const auto [node_max_raw, node_idx_raw] = sim.max(-1);
+      // ToMe's best B for every A among the kept tokens (reduce/ops.h), the other pairs masked out.
+      const at::Tensor metric = reduce::normalize(k.mean(1));
+      const at::Tensor sim =
+          reduce::similarities(metric, metric).masked_fill(~(row_ok.unsqueeze(2) & col_ok.unsqueeze(1)), -kInf);
+      const reduce::RowBest best = reduce::row_best(sim, false);
+      const at::Tensor &node_max_raw = best.value, &node_idx_raw = best.index;
       const at::Tensor can_merge = row_ok & col_ok.any(1, true);
       const at::Tensor node_max = at::where(can_merge, node_max_raw, at::zeros_like(node_max_raw));
       const at::Tensor node_idx = at::where(can_merge, node_idx_raw, at::zeros_like(node_idx_raw));
@@ -150,7 +151,8 @@ MaskedForward masked_forward(const Model& model, const at::Tensor& images, const
     mask = mask * keep;
 
     const at::Tensor n_out = mask.sum(1);
-    cost = cost + 4 * n_in * C * C + 2 * n_in * n_in * C + 2 * n_out * C * hidden;
+    const BlockMacs<at::Tensor> block = block_macs(n_in, n_out, static_cast<double>(C), hidden);
+    cost = cost + block.projections + block.attention + block.mlp;
     kept_per_block.push_back(n_out);
     n_in = n_out;
 
@@ -163,7 +165,7 @@ MaskedForward masked_forward(const Model& model, const at::Tensor& images, const
   MaskedForward out;
   out.logits = model.head(x);  // prefix tokens stay at the first positions
   out.tokens = at::stack(kept_per_block, 1);
-  out.flops_ratio = (cost / unreduced).mean();
+  out.macs_ratio = (cost / unreduced).mean();
   out.mask_mean = (out.tokens / static_cast<double>(N)).mean();
   return out;
 }
@@ -208,7 +210,7 @@ CalibrationResult calibrate(const Model& model, const at::Tensor& images, const 
       const at::Tensor log_p = at::log_softmax(f.logits, -1);
       const at::Tensor task = o.distill ? (teacher.index_select(0, idx).exp() * (teacher.index_select(0, idx) - log_p)).sum(-1).mean()
                                         : at::nll_loss(log_p, labels.index_select(0, idx));
-      const at::Tensor penalty = ltmp ? at::pow(o.target_flops - f.flops_ratio, 2) * o.lambda : f.mask_mean * lambda;
+      const at::Tensor penalty = ltmp ? at::pow(o.target_macs - f.macs_ratio, 2) * o.lambda : f.mask_mean * lambda;
       const at::Tensor loss = task + penalty;
       if (merge.grad().defined()) merge.mutable_grad().zero_();
       if (prune.grad().defined()) prune.mutable_grad().zero_();
@@ -221,8 +223,8 @@ CalibrationResult calibrate(const Model& model, const at::Tensor& images, const 
         if (ltmp) merge.sub_(merge.grad() * (o.lr_merge * cosine)).clamp_(0, 1);
         prune.sub_(prune.grad() * (o.lr_prune * cosine)).clamp_(0, 1);
       }
-      const double ratio = f.flops_ratio.item<double>();
-      if (!ltmp) lambda = std::max(0.0, lambda + o.lambda_rate * (ratio - o.target_flops));  // dual ascent
+      const double ratio = f.macs_ratio.item<double>();
+      if (!ltmp) lambda = std::max(0.0, lambda + o.lambda_rate * (ratio - o.target_macs));  // dual ascent
 
       CalibrationStep s;
       s.step = static_cast<int>(step + 1);
@@ -231,12 +233,12 @@ CalibrationResult calibrate(const Model& model, const at::Tensor& images, const 
       s.images_total = static_cast<size_t>(n * o.epochs);
       s.loss = loss.item<double>();
       s.task_loss = task.item<double>();
-      s.flops_ratio = ratio;
+      s.macs_ratio = ratio;
       s.lambda = ltmp ? o.lambda : lambda;
       loss_sum += s.loss;
       ratio_sum += ratio;
       s.running_loss = loss_sum / (b + 1);
-      s.running_flops_ratio = ratio_sum / (b + 1);
+      s.running_macs_ratio = ratio_sum / (b + 1);
       if (!std::isfinite(s.loss)) fail("calibrate", "loss became " + std::to_string(s.loss) + " at step " + std::to_string(s.step));
       result.steps.push_back(s);
       if (progress) progress(s);

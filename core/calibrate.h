@@ -6,9 +6,9 @@
 // sigmoid((score - threshold) / tau)), as LTMP trains, or soft sigmoids, as LTP's soft stage. With hard
 // masks the masked forward computes exactly what the ltp/ltmp reducers compute at inference (tested).
 //
-// FLOPs ratio = MACs per image from the expected token counts (sum of masks), with analysis/flops.h's
-// formula (patch embedding + blocks + head, no matching cost), divided by the unreduced model's MACs;
-// averaged over the images of a batch. Differentiable in the masks.
+// MACs ratio (the LTMP paper's "FLOPs ratio") = MACs per image from the expected token counts (sum of masks),
+// with the cost model of core/cost.h (patch embedding + blocks + head, no matching cost), divided by the
+// unreduced model's MACs; averaged over the images of a batch. Differentiable in the masks.
 #pragma once
 
 #include "thresholds.h"
@@ -32,7 +32,7 @@ struct MaskOptions {
 
 struct MaskedForward {
   at::Tensor logits;       // [B, classes]
-  at::Tensor flops_ratio;  // scalar, mean over images of MACs(expected counts) / unreduced MACs
+  at::Tensor macs_ratio;  // scalar, mean over images of MACs(expected counts) / unreduced MACs
   at::Tensor mask_mean;    // scalar, LTP's penalty: kept fraction of the original tokens, mean over blocks
   at::Tensor tokens;       // [B, depth] expected tokens leaving each block (sum of keep masks)
 };
@@ -45,7 +45,7 @@ MaskedForward masked_forward(const Model& model, const at::Tensor& images, const
 
 struct CalibrationOptions {
   std::string method = "ltmp";  // "ltmp" or "ltp"
-  double target_flops = 0.6;    // wanted MACs ratio to the unreduced model
+  double target_macs = 0.6;    // wanted MACs ratio to the unreduced model
   double lambda = 10;           // LTMP: weight of (target - ratio)^2; LTP: initial weight of the mask mean
   double lambda_rate = 0;       // LTP: dual ascent on lambda, lambda += rate * (ratio - target) per step
   bool distill = false;         // task loss: KL to the unreduced model's output instead of cross-entropy
@@ -60,8 +60,8 @@ struct CalibrationOptions {
 struct CalibrationStep {
   int step = 0, steps = 0;
   size_t images_done = 0, images_total = 0;
-  double loss = 0, task_loss = 0, flops_ratio = 0, lambda = 0;
-  double running_loss = 0, running_flops_ratio = 0;  // means over the steps so far in this epoch
+  double loss = 0, task_loss = 0, macs_ratio = 0, lambda = 0;
+  double running_loss = 0, running_macs_ratio = 0;  // means over the steps so far in this epoch
 };
 
 struct CalibrationResult {

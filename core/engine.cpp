@@ -1,6 +1,7 @@
 #include "engine.h"
 
 #include "error.h"
+#include "reduce/ops.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -126,13 +127,10 @@ void check_finite_logits(const at::Tensor& logits, const Model& model, const std
 }
 
 at::Tensor reference_energy(const at::Tensor& keys_mean, int prefix_tokens, int layer, int depth) {
-  const at::Tensor k = keys_mean.slice(1, prefix_tokens);
-  const at::Tensor m = k / k.norm(2, -1, true).clamp_min(1e-12);
-  const double margin = 0.75 - 0.75 * layer / depth;
-  const at::Tensor e = at::elu(at::bmm(m, m.transpose(1, 2)) - margin).mean(-1);
-  at::Tensor out = at::full({keys_mean.size(0), keys_mean.size(1)}, std::nan(""), e.options());
-  out.slice(1, prefix_tokens).copy_(e);
-  return out;
+  const reduce::EnergyFormula code = reduce::EnergyFormula::Code;
+  const at::Tensor e = reduce::energy(reduce::normalize(keys_mean.slice(1, prefix_tokens)),
+                                      reduce::energy_margin(code, layer, depth), code);
+  return reduce::with_prefix(e, prefix_tokens, std::nan(""));
 }
 
 namespace {
@@ -182,12 +180,14 @@ RunResult run(const Model& model, const at::Tensor& images, Reducer* reducer, co
     }
   }
   const bool prop_attn = reducer && reducer->proportional_attention();
+  const bool trace_energy = options.trace && (options.trace_energy || options.released_energy);
+  const std::vector<uint64_t> keys_of_images = reducer && reducer->wants_image_keys() ? reduce::content_keys(images) : std::vector<uint64_t>{};
   const auto t_blocks = Clock::now();
   for (int l = 0; l < c.depth; ++l) {
     at::Tensor keys_mean, attn;
     const bool want_attn = reducer && reducer->wants_attention();
     const auto t_attn = Clock::now();
-    x.add_(model.attention(x, l, prop_attn ? &log_size : nullptr, reducer || options.trace_keys || options.trace_energy ? &keys_mean : nullptr,
+    x.add_(model.attention(x, l, prop_attn ? &log_size : nullptr, reducer || options.trace_keys || trace_energy ? &keys_mean : nullptr,
                            want_attn ? &attn : nullptr));
     result.attention_seconds += seconds_since(t_attn);
     const int64_t n_in = x.size(1);
@@ -195,8 +195,10 @@ RunResult run(const Model& model, const at::Tensor& images, Reducer* reducer, co
     at::Tensor pruned_now;  // [B,N0] original tokens whose token this block pruned (trace only)
     const auto t_reduce = Clock::now();
     if (reducer) {
-      const ReducerContext ctx{x, keys_mean, want_attn ? &attn : nullptr, size, l, c.depth, prefix, c.distilled,
-                               options.trace_energy, options.trace};
+      const ReducerContext ctx{x,      keys_mean,  want_attn ? &attn : nullptr,
+                               size,   l,          c.depth,
+                               prefix, c.distilled, trace_energy && !options.released_energy,
+                               options.trace,       reducer->wants_image_keys() ? &keys_of_images : nullptr};
       plan = reducer->plan(ctx);
       if (plan.dest.defined()) {
         std::tie(x, size) = apply_plan(x, size, plan.dest, plan.tokens);
@@ -212,9 +214,8 @@ RunResult run(const Model& model, const at::Tensor& images, Reducer* reducer, co
     result.reducer_seconds += seconds_since(t_reduce);
     result.tokens_per_layer.push_back(static_cast<int>(x.size(1)));
     if (options.trace) {
-      if (options.trace_energy && !plan.energy.defined()) {
+      if (trace_energy && (options.released_energy || !plan.energy.defined()))
         plan.energy = reference_energy(keys_mean, prefix, l, c.depth);
-      }
       for (int64_t b = 0; b < B; ++b) {
         LayerTrace lt;
         lt.tokens_in = static_cast<int>(n_in);

@@ -13,9 +13,11 @@
 namespace ms {
 
 struct RunOptions {
-  bool trace = false;        // record cluster_of_token and sizes per layer
-  bool trace_energy = false; // also PiToMe energies (computed for methods that don't compute them)
-  bool trace_keys = false;   // also the block keys averaged over heads (large: N x head_dim per layer)
+  bool trace = false;         // record cluster_of_token and sizes per layer
+  bool trace_energy = false;  // also PiToMe energies: the method's own (pitome, pitome-code), else the released code's
+  bool released_energy = false;  // with trace_energy: the released code's energy for every method, pitome's too, so
+                                 // that all methods read on one scale (the spectral report's histograms)
+  bool trace_keys = false;    // also the block keys averaged over heads (large: N x head_dim per layer)
 };
 
 struct RunResult {
@@ -47,7 +49,8 @@ std::pair<at::Tensor, at::Tensor> apply_plan(const at::Tensor& x, const at::Tens
 std::pair<at::Tensor, at::Tensor> apply_plan_aten(const at::Tensor& x, const at::Tensor& size, const at::Tensor& dest,
                                                   int64_t tokens);
 
-// PiToMe-code energy of every token (CLS/prefix: NaN) for the trace of methods that don't compute it.
+// The released PiToMe code's energy (reduce/ops.h) of every token of block `layer` (prefix tokens: NaN), for the
+// trace of methods that don't compute it.
 at::Tensor reference_energy(const at::Tensor& keys_mean, int prefix_tokens, int layer, int depth);
 
 }  // namespace ms

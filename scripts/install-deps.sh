@@ -9,6 +9,7 @@ PACKAGES=(
   libeigen3-dev libspectra-dev libstb-dev libjpeg62-turbo-dev libpng-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libimgui-dev libglfw3-dev libepoxy-dev libfreetype-dev libgl-dev libopengl-dev
+  libcairo2-dev libfontconfig-dev poppler-utils  # plots as PNG/PDF (Cairo, fonts through fontconfig); pdftotext in tests
   xvfb xauth libgl1-mesa-dri mesa-utils fonts-dejavu-core
   python3-torch python3-torchvision python3-pil python3-numpy
   clang-14 libclang-rt-14-dev llvm-14  # the sanitizer + fuzz build (libFuzzer, ASan/UBSan runtimes, llvm-symbolizer)

@@ -991,7 +991,7 @@ TEST_F(GuiPanels, PerLayerFiguresHaveOneLabelledSeriesPerResultAndTheLayerMarker
       const std::vector<double> want = values(*s.panes[i].result);
       ASSERT_EQ(line.y.size(), want.size());
       for (size_t l = 0; l < want.size(); ++l) {
-        EXPECT_EQ(line.x[l], static_cast<double>(l + 1));
+        EXPECT_EQ(line.x[l], static_cast<double>(l));  // blocks from 0, as the CLI
         EXPECT_EQ(line.y[l], want[l]);
         lo = std::min(lo, want[l]), hi = std::max(hi, want[l]);
       }
@@ -999,7 +999,7 @@ TEST_F(GuiPanels, PerLayerFiguresHaveOneLabelledSeriesPerResultAndTheLayerMarker
     const ms::Series& marker = f.lines.back();
     EXPECT_TRUE(marker.dashed);
     EXPECT_TRUE(marker.label.empty()) << "the marker is not a legend entry";
-    EXPECT_EQ(marker.x, (std::vector<double>{7, 7}));
+    EXPECT_EQ(marker.x, (std::vector<double>{6, 6}));
     EXPECT_EQ(marker.y, (std::vector<double>{lo, hi}));
     EXPECT_NO_THROW(ms::render_svg(f));
   }

@@ -1,7 +1,7 @@
 // LTP / LTMP: learned-threshold reducers and their calibration (core/reduce/ltp.cpp, ltmp.cpp,
 // core/calibrate.h, core/thresholds.h): gradients reach the thresholds; the masked training forward with a
 // vanishing temperature (and with straight-through masks) computes what the inference reducers compute;
-// infinite thresholds keep or drop everything; the training FLOPs ratio is analysis/flops.h's; the trace
+// infinite thresholds keep or drop everything; the training MACs ratio is core/cost.h's model_cost; the trace
 // marks pruned tokens; per-image grouping equals single-image runs; calibration is deterministic; bad or
 // mismatched threshold files give one-line errors naming the file.
 #include "batch.h"
@@ -81,7 +81,7 @@ TEST_F(LearnedThresholds_, GradientsReachTheThresholds) {
     masks.tau_prune = method == "ltmp" ? 0.1 : 1e-3;
     const MaskedForward f = masked_forward(*model_, images_, method, merge, prune, masks);
     const at::Tensor labels = at::tensor({0, 10, 21}, at::kLong);
-    const at::Tensor loss = at::cross_entropy_loss(f.logits, labels) + 10 * at::pow(0.5 - f.flops_ratio, 2) + f.mask_mean;
+    const at::Tensor loss = at::cross_entropy_loss(f.logits, labels) + 10 * at::pow(0.5 - f.macs_ratio, 2) + f.mask_mean;
     loss.backward();
     for (const at::Tensor& p : {merge, prune}) {
       if (!p.requires_grad()) continue;
@@ -174,12 +174,12 @@ TEST_F(LearnedThresholds_, InfiniteThresholdsKeepOrDropEverything) {
   EXPECT_TRUE(at::equal(masked_forward(*model_, x, "ltmp", minus_inf, minus_inf, ste).tokens,
                         at::tensor(std::vector<double>(halving.begin(), halving.end()), at::kDouble).to(at::kFloat).view({1, 12})));
   const MaskedForward keep = masked_forward(*model_, x, "ltmp", inf, minus_inf, ste);
-  EXPECT_NEAR(keep.flops_ratio.item<double>(), 1.0, test::kFlopsRatioRelTol);
+  EXPECT_NEAR(keep.macs_ratio.item<double>(), 1.0, test::kFlopsRatioRelTol);
   EXPECT_LT(test::relative_max_error(keep.logits, none.logits), test::kLogitRelTol);
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// FLOPs ratio, trace, grouping
+// MACs ratio, trace, grouping
 
 TEST_F(LearnedThresholds_, TrainingFlopsRatioIsModelCost) {
   at::NoGradGuard no_grad;
@@ -193,7 +193,7 @@ TEST_F(LearnedThresholds_, TrainingFlopsRatioIsModelCost) {
     sum += model_cost(c, tokens, nullptr).total();
   }
   const double expected = sum / images_.size(0) / model_cost(c, {}, nullptr).total();
-  EXPECT_NEAR(f.flops_ratio.item<double>(), expected, test::kFlopsRatioRelTol * expected);
+  EXPECT_NEAR(f.macs_ratio.item<double>(), expected, test::kFlopsRatioRelTol * expected);
   EXPECT_LT(expected, 0.9);
 }
 
@@ -244,7 +244,7 @@ TEST_F(LearnedThresholds_, CalibrationIsDeterministicAndMovesTowardTheTarget) {
   CalibrationOptions o;
   o.method = "ltmp";
   o.batch = 2;
-  o.target_flops = 0.5;
+  o.target_macs = 0.5;
   o.lr_prune = 1e-4;
   o.seed = 7;
   const at::Tensor labels = at::tensor({0, 10, 21}, at::kLong);

@@ -1,14 +1,19 @@
-// Plots: SVG structure and escaping, tick choice, PNG rasterisation (size, colours where the data are, text),
-// data checks and file errors. MERGESCOPE_PLOT_EXAMPLES=<dir> also writes example figures there to look at.
+// Plots: SVG structure and escaping, tick choice, the layout (ticks, legend, text that fits), PNG through Cairo
+// (size, colours where the data are, text where the layout put it), PDF (valid, with the title as text, where
+// the layout put it; checked with poppler's pdfinfo and pdftotext), data checks and file errors.
+// MERGESCOPE_PLOT_EXAMPLES=<dir> also writes example figures there to look at.
 #include "plot.h"
 
 #include "error.h"
+#include "plot_layout.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <regex>
 #include <string>
 #include <vector>
 
@@ -255,7 +260,7 @@ TEST(PlotPng, ErrorBandIsATranslucentFill) {
 }
 
 TEST(PlotPng, TextIsDrawnWithTheFontAndTheYLabelIsRotated) {
-  if (!ms::plot_font_available()) GTEST_SKIP() << "no TrueType font on this system";
+  if (ms::plot_font_file().empty()) GTEST_SKIP() << "fontconfig finds no font on this system";
   ms::Figure f = three_series();
   f.y_label = "a long rotated y label";
   const ms::PlotArea a = ms::plot_area(f);
@@ -280,22 +285,56 @@ TEST(PlotPng, TextIsDrawnWithTheFontAndTheYLabelIsRotated) {
   EXPECT_EQ(dark_above(ms::render_png(f, 1), ms::plot_area(f)), 0);
 }
 
-TEST(PlotPng, WithoutAFontThePlotIsStillDrawn) {
-  const bool had_font = ms::plot_font_available();
-  testing::internal::CaptureStderr();
-  EXPECT_FALSE(ms::set_plot_font("/nonexistent/font.ttf"));
-  const ms::RgbImage img = ms::render_png(three_series(), 1);
-  ms::render_png(three_series(), 1);
-  const std::string err = testing::internal::GetCapturedStderr();
-  EXPECT_TRUE(ms::set_plot_font("") || !had_font);
-  EXPECT_EQ(img.width, 800);
+// The box a text item covers (figure pixels): from its baseline up by the digit height, as wide as measured.
+ms::PlotArea text_box(const ms::TextItem& t) {
+  const double w = ms::plot_text_width(t.text, t.size, t.bold);
+  const double left = t.at.x - (t.anchor == ms::TextAnchor::Middle ? w / 2 : t.anchor == ms::TextAnchor::End ? w : 0);
+  return {left, t.at.y - 0.73 * t.size, left + w, t.at.y};
+}
+
+TEST(PlotPng, TitlePixelsAreWhereTheLayoutPutThem) {
+  if (ms::plot_font_file().empty()) GTEST_SKIP() << "fontconfig finds no font on this system";
+  const ms::Figure f = three_series();
+  const ms::FigureLayout layout = ms::figure_layout(f);
+  ASSERT_EQ(layout.title.text, f.title);
+  const ms::PlotArea box = text_box(layout.title);
+  const int scale = 2;
+  const ms::RgbImage img = ms::render_png(f, scale);
+  // Text pixels (dark, grey ink) fill a good part of the title's box, and none of the title band outside it.
+  int inside = 0, inside_total = 0, outside = 0;
+  for (int y = 0; y < static_cast<int>(layout.plot.top * scale) - 4; ++y)
+    for (int x = 0; x < img.width; ++x) {
+      const bool dark = pixel(img, x, y).r < 128;
+      const double fx = (x + 0.5) / scale, fy = (y + 0.5) / scale;
+      // Descenders and the bold face's overhang may reach a little past the digit box.
+      const bool in = fx >= box.left - 2 && fx <= box.right + 2 && fy >= box.top - 4 && fy <= box.bottom + 4;
+      if (in) inside += dark, ++inside_total;
+      if (!in) outside += dark;
+    }
+  EXPECT_GT(inside, inside_total / 10) << "too few text pixels in the title's box";
+  EXPECT_EQ(outside, 0) << "text pixels in the title band outside the title's box";
+  ms::Figure untitled = f;
+  untitled.title = " ";  // the same room above the plot, no glyphs
+  ASSERT_EQ(ms::plot_area(untitled).top, layout.plot.top);
+  const ms::RgbImage blank = ms::render_png(untitled, scale);
+  int dark = 0;
+  for (int y = static_cast<int>(box.top * scale); y < static_cast<int>(box.bottom * scale); ++y)
+    for (int x = static_cast<int>(box.left * scale); x < static_cast<int>(box.right * scale); ++x)
+      dark += pixel(blank, x, y).r < 128;
+  EXPECT_EQ(dark, 0);
+}
+
+TEST(PlotPng, BadTextDoesNotBreakThePlot) {
+  ms::Figure f = three_series();
+  f.title = "bad \xff\xfe UTF-8 and a\tcontrol \x01 character";
+  f.lines[0].label = std::string("cut \xe2\x82", 6);
+  const ms::RgbImage img = ms::render_png(f, 1);
   size_t non_white = 0;
   for (size_t i = 0; i < img.pixels.size(); i += 3) non_white += img.pixels[i] < 240;
   EXPECT_GT(non_white, 3000u);
-  if (had_font) {
-    EXPECT_NE(err.find("no TrueType font"), std::string::npos) << err;
-    EXPECT_EQ(count_of(err, "warning"), 1u) << err;  // once per process
-  }
+  EXPECT_NE(ms::render_pdf(f).rfind("%PDF-", 0), std::string::npos);
+  const std::string svg = ms::render_svg(f);
+  EXPECT_EQ(svg.find('\x01'), std::string::npos);
 }
 
 TEST(PlotData, LogYRejectsNonPositiveData) {
@@ -345,19 +384,21 @@ TEST(PlotData, InconsistentDataIsAnError) {
   EXPECT_NO_THROW(ms::render_png(ms::Figure{}, 1));
 }
 
-TEST(PlotSave, WritesSvgAndPng) {
+TEST(PlotSave, WritesSvgPngAndPdf) {
   const std::string base = testing::TempDir() + "mergescope_test_plot";
   ms::save_figure(three_series(), base);
-  std::ifstream svg(base + ".svg"), png(base + ".png", std::ios::binary);
-  ASSERT_TRUE(svg && png);
+  EXPECT_EQ(ms::figure_formats(), (std::vector<std::string>{".svg", ".png", ".pdf"}));
+  std::ifstream svg(base + ".svg"), png(base + ".png", std::ios::binary), pdf(base + ".pdf", std::ios::binary);
+  ASSERT_TRUE(svg && png && pdf);
   std::string head(5, '\0');
   svg.read(&head[0], 5);
   EXPECT_EQ(head, "<?xml");
   char magic[4] = {};
   png.read(magic, 4);
   EXPECT_EQ(std::string(magic + 1, 3), "PNG");
-  std::remove((base + ".svg").c_str());
-  std::remove((base + ".png").c_str());
+  pdf.read(&head[0], 5);
+  EXPECT_EQ(head, "%PDF-");
+  for (const auto& ext : ms::figure_formats()) std::remove((base + ext).c_str());
 }
 
 TEST(PlotSave, UnwritablePathIsAnErrorNamingIt) {
@@ -368,6 +409,200 @@ TEST(PlotSave, UnwritablePathIsAnErrorNamingIt) {
   } catch (const ms::Error& e) {
     EXPECT_NE(std::string(e.what()).find(base + ".svg"), std::string::npos) << e.what();
   }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// PDF, checked with poppler-utils (scripts/install-deps.sh installs it).
+
+// stdout of a shell command, and its exit status.
+std::string run(const std::string& command, int* status) {
+  std::string out;
+  FILE* p = popen(command.c_str(), "r");
+  if (!p) {
+    *status = -1;
+    return out;
+  }
+  char buf[4096];
+  for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) out.append(buf, n);
+  *status = pclose(p);
+  return out;
+}
+
+bool have(const char* tool) {
+  int status = 0;
+  run(std::string("command -v ") + tool + " >/dev/null 2>&1", &status);
+  return status == 0;
+}
+
+std::string write_temp(const std::string& name, const std::string& bytes) {
+  const std::string path = testing::TempDir() + name;
+  std::ofstream(path, std::ios::binary) << bytes;
+  return path;
+}
+
+TEST(PlotPdf, IsAValidOnePagePdfWithTheTitleAsText) {
+  ASSERT_TRUE(have("pdftotext") && have("pdfinfo")) << "poppler-utils is missing (scripts/install-deps.sh)";
+  const ms::Figure f = three_series();
+  const std::string pdf = ms::render_pdf(f);
+  ASSERT_EQ(pdf.rfind("%PDF-", 0), 0u);
+  EXPECT_NE(pdf.find("%%EOF", pdf.size() - 16), std::string::npos);
+  const std::string path = write_temp("mergescope_test_plot.pdf", pdf);
+  int status = 0;
+  const std::string info = run("pdfinfo '" + path + "' 2>&1", &status);
+  ASSERT_EQ(status, 0) << info;
+  EXPECT_TRUE(std::regex_search(info, std::regex("Pages:\\s+1\\n"))) << info;
+  EXPECT_TRUE(std::regex_search(info, std::regex("Page size:\\s+600 x 375 pts"))) << info;  // 0.75 pt per px
+  EXPECT_TRUE(std::regex_search(info, std::regex("Title:\\s+" + std::string("Top-1 accuracy")))) << info;
+
+  const std::string text = run("pdftotext -layout '" + path + "' - 2>&1", &status);
+  ASSERT_EQ(status, 0) << text;
+  EXPECT_NE(text.find(f.title), std::string::npos) << text;
+  EXPECT_NE(text.find(f.x_label), std::string::npos) << text;
+  for (const auto& s : f.lines) EXPECT_NE(text.find(s.label), std::string::npos) << s.label << "\n" << text;
+  for (const auto& t : ms::figure_layout(f).y.ticks)
+    EXPECT_NE(text.find(t.label.text), std::string::npos) << t.label.text;
+
+  // Without a title the page text has none: pdftotext reads the page, not the document's metadata.
+  ms::Figure untitled = f;
+  untitled.title.clear();
+  const std::string path2 = write_temp("mergescope_test_plot_untitled.pdf", ms::render_pdf(untitled));
+  EXPECT_EQ(run("pdftotext '" + path2 + "' - 2>&1", &status).find(f.title), std::string::npos);
+  std::remove(path.c_str());
+  std::remove(path2.c_str());
+}
+
+TEST(PlotPdf, TextIsWhereTheLayoutPutIt) {
+  ASSERT_TRUE(have("pdftotext")) << "poppler-utils is missing (scripts/install-deps.sh)";
+  const ms::Figure f = three_series();
+  const ms::FigureLayout layout = ms::figure_layout(f);
+  const std::string path = write_temp("mergescope_test_plot_bbox.pdf", ms::render_pdf(f));
+  int status = 0;
+  const std::string words = run("pdftotext -bbox '" + path + "' - 2>&1", &status);
+  ASSERT_EQ(status, 0) << words;
+  // The title's first word starts at the layout's left edge of the title (0.75 pt per figure pixel) and the
+  // last x tick label sits centred on its tick.
+  auto word_box = [&](const std::string& word, double* x_min, double* x_max) {
+    const std::regex re("<word xMin=\"([0-9.]+)\" yMin=\"[0-9.]+\" xMax=\"([0-9.]+)\" yMax=\"[0-9.]+\">" + word +
+                        "</word>");
+    std::smatch m;
+    if (!std::regex_search(words, m, re)) return false;
+    *x_min = std::stod(m[1]) / 0.75;
+    *x_max = std::stod(m[2]) / 0.75;
+    return true;
+  };
+  double x0 = 0, x1 = 0;
+  ASSERT_TRUE(word_box("Top-1", &x0, &x1)) << words;
+  EXPECT_NEAR(x0, text_box(layout.title).left, 1.5);
+  const ms::Tick& last = layout.x.ticks.back();
+  ASSERT_TRUE(word_box(last.label.text, &x0, &x1)) << words;
+  EXPECT_NEAR((x0 + x1) / 2, last.pos, 1.5);
+  std::remove(path.c_str());
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The layout
+
+TEST(PlotLayout, TicksAreInsideThePlotAndLabelledAtTheirPositions) {
+  const ms::Figure f = three_series();
+  const ms::FigureLayout L = ms::figure_layout(f, 700, 420);
+  EXPECT_EQ(L.width, 700);
+  EXPECT_EQ(L.height, 420);
+  ASSERT_GE(L.x.ticks.size(), 3u);
+  ASSERT_GE(L.y.ticks.size(), 3u);
+  for (const ms::Tick& t : L.x.ticks) {
+    EXPECT_GE(t.pos, L.plot.left - 1e-9);
+    EXPECT_LE(t.pos, L.plot.right + 1e-9);
+    EXPECT_DOUBLE_EQ(t.pos, L.x.to_px(t.value));
+    EXPECT_DOUBLE_EQ(t.label.at.x, t.pos);
+    EXPECT_GT(t.label.at.y, L.plot.bottom);
+    EXPECT_EQ(t.label.anchor, ms::TextAnchor::Middle);
+  }
+  for (const ms::Tick& t : L.y.ticks) {
+    EXPECT_GE(t.pos, L.plot.top - 1e-9);
+    EXPECT_LE(t.pos, L.plot.bottom + 1e-9);
+    EXPECT_LT(t.label.at.x, L.plot.left);
+    EXPECT_EQ(t.label.anchor, ms::TextAnchor::End);
+  }
+  EXPECT_DOUBLE_EQ(L.x.to_px(L.x.lo), L.plot.left);
+  EXPECT_DOUBLE_EQ(L.x.to_px(L.x.hi), L.plot.right);
+  EXPECT_DOUBLE_EQ(L.y.to_px(L.y.lo), L.plot.bottom);
+  EXPECT_DOUBLE_EQ(L.y.to_px(L.y.hi), L.plot.top);
+  // Pure: the same figure at the same size gives the same layout; the figure's own size is not used.
+  ms::Figure g = f;
+  g.width = 300;
+  const ms::FigureLayout again = ms::figure_layout(g, 700, 420);
+  EXPECT_EQ(again.plot.left, L.plot.left);
+  EXPECT_EQ(again.legend.box.left, L.legend.box.left);
+  ASSERT_EQ(again.x.ticks.size(), L.x.ticks.size());
+  for (size_t k = 0; k < L.x.ticks.size(); ++k) EXPECT_EQ(again.x.ticks[k].label.text, L.x.ticks[k].label.text);
+  EXPECT_THROW(ms::figure_layout(f, 40, 30), ms::Error);
+}
+
+TEST(PlotLayout, SeriesSplitAtNonFinitePointsAndBandsFollow) {
+  ms::Figure f;
+  ms::Series s;
+  s.x = {0, 1, 2, 3, 4, 5, 6};
+  s.y = {1, 2, NAN, 3, 4, INFINITY, 5};
+  s.y_err = {0.1, 0.1, 0.1, 0.1, NAN, 0.1, 0.1};
+  f.lines.push_back(s);
+  const ms::FigureLayout L = ms::figure_layout(f);
+  ASSERT_EQ(L.series.size(), 1u);
+  const auto& runs = L.series[0].runs;
+  ASSERT_EQ(runs.size(), 3u);
+  EXPECT_EQ(runs[0].size(), 2u);
+  EXPECT_EQ(runs[1].size(), 2u);
+  EXPECT_EQ(runs[2].size(), 1u);
+  EXPECT_DOUBLE_EQ(runs[1][0].x, L.x.to_px(3));
+  EXPECT_DOUBLE_EQ(runs[1][0].y, L.y.to_px(3));
+  EXPECT_EQ(L.series[0].markers.size(), 5u);
+  ASSERT_EQ(L.series[0].bands.size(), 1u);  // {0, 1}; 3 stands alone, 4 has no error, 6 alone
+  EXPECT_DOUBLE_EQ(L.series[0].bands[0].upper[1].y, L.y.to_px(2.1));
+  EXPECT_DOUBLE_EQ(L.series[0].bands[0].lower[1].y, L.y.to_px(1.9));
+  EXPECT_FALSE(L.empty);
+  EXPECT_TRUE(L.note.text.empty());
+  EXPECT_EQ(ms::figure_layout(ms::Figure{}).note.text, "no data");
+}
+
+TEST(PlotLayout, AutoLegendSitsInAFreeCornerAndLongLegendsAreCut) {
+  ms::Figure f;
+  ms::Series rising;
+  rising.label = "rising";
+  rising.x = {0, 1, 2, 3, 4};
+  rising.y = {0, 1, 2, 3, 4};
+  f.lines.push_back(rising);
+  ms::FigureLayout L = ms::figure_layout(f);
+  ASSERT_TRUE(L.legend.shown);
+  EXPECT_EQ(L.legend.placement, ms::LegendPlacement::TopLeft);  // the data leave the top-right corner
+  EXPECT_LT(L.legend.box.right, (L.plot.left + L.plot.right) / 2);
+  f.legend = ms::LegendPlacement::Hidden;
+  EXPECT_FALSE(ms::figure_layout(f).legend.shown);
+
+  ms::Figure many;
+  for (int i = 0; i < 60; ++i) {
+    ms::Series s;
+    s.label = "series " + std::to_string(i) + std::string(i == 3 ? 400 : 0, 'x');
+    s.x = {0, 1};
+    s.y = {1.0 * i, 2.0 * i};
+    many.lines.push_back(s);
+  }
+  L = ms::figure_layout(many);
+  ASSERT_TRUE(L.legend.shown);
+  EXPECT_LE(L.legend.box.bottom, L.height);
+  EXPECT_LE(L.legend.box.right, L.width);
+  EXPECT_LT(L.legend.rows.size(), 60u);
+  EXPECT_EQ(L.legend.rows.back().label.text.rfind("\u2026 and ", 0), 0u) << L.legend.rows.back().label.text;
+  EXPECT_NE(L.legend.rows[3].label.text.find("\u2026"), std::string::npos);  // the long label, shortened
+}
+
+TEST(PlotLayout, LongTitleShrinksThenIsShortenedToFit) {
+  ms::Figure f = three_series();
+  f.title = std::string(300, 'W');
+  const ms::FigureLayout L = ms::figure_layout(f, 600, 400);
+  const ms::PlotArea box = text_box(L.title);
+  EXPECT_GE(box.left, 0);
+  EXPECT_LE(box.right, 600);
+  EXPECT_LT(L.title.size, 15);
+  EXPECT_NE(L.title.text.find("\u2026"), std::string::npos);
 }
 
 // Writes the example figures (to look at) when MERGESCOPE_PLOT_EXAMPLES names a directory.

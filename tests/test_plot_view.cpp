@@ -1,6 +1,8 @@
-// The ImDrawList plot widget in a windowless ImGui context (no backend, no display): awkward figures draw
-// without leaving the reserved rectangle, hovering a known point or bin or heatmap cell reads it out, the CSV
-// reads back exactly, and exports write their three files or fail naming the file.
+// The ImDrawList plot widget in a windowless ImGui context (no backend, no display): the screen draws the
+// exported layout (the same text at the same places, the same ticks, ranges and legend box as the SVG of the
+// figure at the size shown), awkward figures draw without leaving the reserved rectangle, hovering a known
+// point or bin or heatmap cell reads it out, the CSV reads back exactly, and exports write their four files or
+// fail naming the file.
 #include "plot_view.h"
 
 #include "error.h"
@@ -8,10 +10,13 @@
 #include <gtest/gtest.h>
 #include <imgui.h>
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <regex>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -253,6 +258,124 @@ TEST_F(PlotView, LayoutMapsDataRangeOntoTheAxes) {
   EXPECT_TRUE(std::isnan(L.to_screen(2, 0).y));
   EXPECT_LT(L.y_lo, 1.0);  // log10 units
   EXPECT_GT(L.y_hi, 3.0);
+
+  // What the export would refuse is not drawn but explained, as the export's error says it.
+  ms::Figure bad = accuracy_figure();
+  bad.lines[1].x.pop_back();
+  frame([&] { L = ms::gui::layout_figure(bad, ImVec2(0, 0), ImVec2(600, 400)); });
+  EXPECT_TRUE(L.empty);
+  EXPECT_NE(L.error.find("series 'pitome': x has 5 values, y has 6"), std::string::npos) << L.error;
+  frame([&] { L = ms::gui::layout_figure(f, ImVec2(0, 0), ImVec2(50, 40)); });
+  EXPECT_EQ(L.error, "too small");
+}
+
+// The screen against the SVG export of the figure at the size shown: every text (role, string, anchor point),
+// every tick mark and the legend box are where the export put them, and the axis ranges are the export's.
+struct SvgText {
+  std::string role, text;
+  double x, y;
+};
+
+std::vector<SvgText> svg_texts(const std::string& svg) {
+  std::vector<SvgText> out;
+  const std::regex re("<text class=\"([a-z-]+)\" x=\"([-0-9.]+)\" y=\"([-0-9.]+)\"[^>]*>([^<]*)</text>");
+  for (auto it = std::sregex_iterator(svg.begin(), svg.end(), re); it != std::sregex_iterator(); ++it)
+    out.push_back({(*it)[1], (*it)[4], std::stod((*it)[2]), std::stod((*it)[3])});
+  return out;
+}
+
+// x1 y1 x2 y2 of the SVG's lines of one class, or x y width height of its rectangles of one class.
+std::vector<std::array<double, 4>> svg_shapes(const std::string& svg, const std::string& element,
+                                              const std::string& role) {
+  const std::string a = element == "line" ? "x1" : "x", b = element == "line" ? "y1" : "y";
+  const std::string c = element == "line" ? "x2" : "width", d = element == "line" ? "y2" : "height";
+  const std::regex re("<" + element + " class=\"" + role + "\" " + a + "=\"([-0-9.]+)\" " + b + "=\"([-0-9.]+)\" " + c +
+                      "=\"([-0-9.]+)\" " + d + "=\"([-0-9.]+)\"");
+  std::vector<std::array<double, 4>> out;
+  for (auto it = std::sregex_iterator(svg.begin(), svg.end(), re); it != std::sregex_iterator(); ++it)
+    out.push_back({std::stod((*it)[1]), std::stod((*it)[2]), std::stod((*it)[3]), std::stod((*it)[4])});
+  return out;
+}
+
+TEST_F(PlotView, ScreenDrawsTheExportedLayout) {
+  constexpr double kTol = 0.011;  // the SVG writes two decimals
+  std::vector<ms::Figure> figures = {accuracy_figure(), energy_histogram()};
+  {
+    ms::Figure f = accuracy_figure();
+    f.title = "log y, legend outside";
+    f.log_y = true;
+    f.lines[0].y = {1e-2, 1, 1e2, 1e4, 1e5, 1e6};
+    f.lines[1].y = {3, 30, 300, 3000, 30000, 300000};
+    f.legend = ms::LegendPlacement::OutsideRight;
+    figures.push_back(f);
+  }
+  {
+    ms::Figure f = energy_histogram();
+    f.title = "large x values, fixed ranges, series over bars";
+    f.x_label = "MACs";
+    for (double& e : f.histograms[0].edges) e = 1e9 + 1e8 * e;
+    f.lines.push_back(line("mean", {0.95e9, 1.05e9}, {20, 12}));
+    f.y_min = 0;
+    f.y_max = 30;
+    figures.push_back(f);
+  }
+  for (const ms::Figure& f : figures)
+    for (const ImVec2 size : {ImVec2(600, 400), ImVec2(900, 330), ImVec2(420, 520)}) {
+      SCOPED_TRACE(f.title + " at " + std::to_string(size.x) + "x" + std::to_string(size.y));
+      ms::gui::PlotDrawing drawn;
+      ImVec2 top_left;
+      ms::gui::PlotLayout screen;
+      frame([&] {
+        top_left = ImGui::GetCursorScreenPos();
+        screen = ms::gui::layout_figure(f, top_left, size);
+        ms::gui::draw_figure("compared", f, size, nullptr, &drawn);
+      });
+      const ms::Figure shown = ms::gui::as_shown("compared", f);
+      ASSERT_EQ(shown.width, static_cast<int>(size.x));
+      ASSERT_EQ(shown.height, static_cast<int>(size.y));
+      const std::string svg = ms::render_svg(shown);
+      const ms::FigureLayout exported = ms::figure_layout(shown);
+
+      EXPECT_EQ(screen.x_lo, exported.x.lo);
+      EXPECT_EQ(screen.x_hi, exported.x.hi);
+      EXPECT_EQ(screen.y_lo, exported.y.log ? std::log10(exported.y.lo) : exported.y.lo);
+      EXPECT_EQ(screen.y_hi, exported.y.log ? std::log10(exported.y.hi) : exported.y.hi);
+      EXPECT_EQ(screen.area_min.x - top_left.x, exported.plot.left);
+      EXPECT_EQ(screen.area_max.y - top_left.y, exported.plot.bottom);
+
+      const std::vector<SvgText> texts = svg_texts(svg);
+      ASSERT_GE(texts.size(), 8u);
+      EXPECT_EQ(texts.size(), drawn.texts.size());
+      for (const SvgText& t : texts) {
+        const bool found = std::any_of(drawn.texts.begin(), drawn.texts.end(), [&](const ms::gui::DrawnText& d) {
+          return d.role == t.role && d.text == t.text && std::fabs(d.at.x - top_left.x - t.x) <= kTol &&
+                 std::fabs(d.at.y - top_left.y - t.y) <= kTol;
+        });
+        EXPECT_TRUE(found) << t.role << " '" << t.text << "' at (" << t.x << ", " << t.y << ") not drawn there";
+      }
+      for (const char* role : {"x-tick", "y-tick"}) {
+        const auto lines = svg_shapes(svg, "line", role);
+        std::vector<std::array<double, 4>> screen_lines;
+        for (const auto& l : drawn.lines)
+          if (l.role == role)
+            screen_lines.push_back({l.a.x - top_left.x, l.a.y - top_left.y, l.b.x - top_left.x, l.b.y - top_left.y});
+        ASSERT_EQ(lines.size(), screen_lines.size()) << role;
+        ASSERT_GE(lines.size(), 2u) << role;
+        for (size_t k = 0; k < lines.size(); ++k)
+          for (int c = 0; c < 4; ++c) EXPECT_NEAR(lines[k][c], screen_lines[k][c], kTol) << role << " " << k;
+      }
+      const auto legend = svg_shapes(svg, "rect", "legend");
+      const auto drawn_legend = std::find_if(drawn.rects.begin(), drawn.rects.end(),
+                                             [](const ms::gui::DrawnRect& r) { return r.role == "legend"; });
+      ASSERT_EQ(legend.size(), 1u);
+      ASSERT_NE(drawn_legend, drawn.rects.end());
+      EXPECT_NEAR(drawn_legend->min.x - top_left.x, legend[0][0], kTol);
+      EXPECT_NEAR(drawn_legend->min.y - top_left.y, legend[0][1], kTol);
+      EXPECT_NEAR(drawn_legend->max.x - drawn_legend->min.x, legend[0][2], kTol);
+      EXPECT_NEAR(drawn_legend->max.y - drawn_legend->min.y, legend[0][3], kTol);
+      EXPECT_EQ(exported.legend.placement, screen.plot.legend.placement);
+    }
+  EXPECT_EQ(ms::gui::as_shown("never drawn", accuracy_figure()).width, 800);
 }
 
 TEST_F(PlotView, HoverReadsOutTheNearestPoint) {
@@ -435,12 +558,12 @@ fs::path fresh_dir(const std::string& name) {
   return dir;
 }
 
-TEST(PlotViewExport, WritesSvgPngAndCsv) {
+TEST(PlotViewExport, WritesSvgPngPdfAndCsv) {
   const fs::path dir = fresh_dir("export");
   const ms::Figure f = accuracy_figure();
   const std::string prefix = (dir / "accuracy").string();
   ms::gui::export_figure(f, prefix);
-  for (const char* ext : {".svg", ".png", ".csv"}) {
+  for (const char* ext : {".svg", ".png", ".pdf", ".csv"}) {
     ASSERT_TRUE(fs::exists(prefix + ext)) << prefix + ext;
     EXPECT_GT(fs::file_size(prefix + ext), 0u) << prefix + ext;
   }
@@ -459,7 +582,7 @@ TEST(PlotViewExport, UnwritablePathNamesTheFile) {
   } catch (const ms::Error& e) {
     EXPECT_NE(std::string(e.what()).find(missing), std::string::npos) << e.what();
   }
-  // SVG and PNG can be written but the CSV cannot: the message names the CSV.
+  // SVG, PNG and PDF can be written but the CSV cannot: the message names the CSV.
   const std::string prefix = (dir / "plot").string();
   fs::create_directories(prefix + ".csv");
   try {
@@ -493,7 +616,7 @@ TEST_F(PlotView, ContextMenuExportsAndReports) {
   frame([&] {
     ms::gui::draw_figure("fig", f, ImVec2(500, 300));
     if (ImGui::BeginPopupContextItem("fig_menu")) {
-      ImGui::TextDisabled("%s.{svg,png,csv}", prefix.c_str());
+      ImGui::TextDisabled("%s.{svg,png,pdf,csv}", prefix.c_str());
       item = ImGui::GetCursorScreenPos();
       ImGui::EndPopup();
     }
@@ -505,9 +628,14 @@ TEST_F(PlotView, ContextMenuExportsAndReports) {
   frame(draw);
   io.MouseDown[0] = false;
   frame(draw);
-  EXPECT_EQ(status, "wrote " + prefix + ".svg, .png, .csv");
+  EXPECT_EQ(status, "wrote " + prefix + ".svg, .png, .pdf, .csv");
   EXPECT_TRUE(fs::exists(prefix + ".png"));
+  EXPECT_TRUE(fs::exists(prefix + ".pdf"));
   EXPECT_TRUE(fs::exists(prefix + ".csv"));
+  // At the size it was shown, so the file has the screen's layout.
+  std::ifstream svg(prefix + ".svg");
+  const std::string text((std::istreambuf_iterator<char>(svg)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("width=\"500\" height=\"300\""), std::string::npos);
   fs::remove_all(dir);
 }
 

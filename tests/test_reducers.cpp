@@ -18,7 +18,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -308,7 +310,7 @@ TEST_P(EngineInvariants, TraceIsConsistent) {
 }
 
 // Reducers work per image: an image's partition and logits do not depend on its batch neighbours (random's
-// draws do depend on the batch shape, so it is left out).
+// draws neither: it seeds per image from the image's pixels).
 class BatchIndependence : public Images, public ::testing::WithParamInterface<const char*> {};
 
 TEST_P(BatchIndependence, SameAsAlone) {
@@ -335,7 +337,7 @@ INSTANTIATE_TEST_SUITE_P(Methods, EngineInvariants,
                          });
 INSTANTIATE_TEST_SUITE_P(Methods, BatchIndependence,
                          ::testing::Values("tome:r=13", "tome:r=16,prop_attn=0", "pitome:ratio=0.9",
-                                           "pitome-code:ratio=0.9"),
+                                           "pitome-code:ratio=0.9", "random:r=13", "random:r=8,seed=3"),
                          [](const auto& info) {
                            std::string name = info.param;
                            for (char& ch : name)
@@ -559,7 +561,7 @@ TEST(Cli, TraceJson) {
   nlohmann::json j;
   ASSERT_NO_THROW(j = nlohmann::json::parse(f));
   ASSERT_TRUE(j.is_object());
-  for (const char* key : {"model", "method", "image", "gflops", "top5", "layers"})
+  for (const char* key : {"model", "method", "image", "gmacs", "matching_gmacs", "top5", "layers"})
     ASSERT_TRUE(j.contains(key)) << key;
   EXPECT_TRUE(j["model"].is_string() && !j["model"].get<std::string>().empty());
   EXPECT_EQ(j["method"], "tome:r=13");
@@ -567,8 +569,9 @@ TEST(Cli, TraceJson) {
 
   const VitConfig c = config_from_arch_name("deit_tiny_patch16_224");
   const auto tome = make_reducer("tome:r=13");
-  ASSERT_TRUE(j["gflops"].is_number());
-  EXPECT_NEAR(j["gflops"].get<double>(), model_cost(c, predicted_tokens(c, *tome), tome.get()).gmacs(), 1e-9);
+  ASSERT_TRUE(j["gmacs"].is_number());
+  EXPECT_NEAR(j["gmacs"].get<double>(), model_cost(c, predicted_tokens(c, *tome), tome.get()).gmacs(), 1e-9);
+  EXPECT_FALSE(j.contains("gflops")) << "MACs are called MACs";
 
   ASSERT_TRUE(j["top5"].is_array());
   ASSERT_EQ(j["top5"].size(), 5u);
@@ -646,6 +649,88 @@ TEST(Cli, BadSpecIsOneLineError) {
   ASSERT_FALSE(r.err.empty());
   EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "not exactly one line: " << r.err;
   EXPECT_NE(r.err.find("tome:r=-1"), std::string::npos) << r.err;
+}
+
+// Random merging is a pure function of (model, image, spec): per image the same predictions at batch 1 and 8, and
+// for the images after --offset.
+TEST(Cli, RandomIsTheSameAtAnyBatchAndOffset) {
+  const std::string dir = test::make_temp_dir("ms_test_random");
+  auto predictions = [&](const std::string& tag, const std::string& extra) {
+    const auto r = test::run_command(test::cli_path() + " eval --model deit_tiny_patch16_224 --images " +
+                                     "../shared/data/imagenet-sample --method random:r=13 --csv " + dir + "/" + tag +
+                                     ".csv " + extra);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::map<std::string, std::string> out;  // file -> pred1..pred5
+    {
+      std::ifstream f(dir + "/" + tag + ".random_r_13.csv");  // eval's file per method: its spec, ':' and '=' as '_'
+      std::string line;
+      std::getline(f, line);  // header: file,label,label_name,pred1..pred5,...
+      while (std::getline(f, line)) {
+        std::vector<std::string> cells;
+        std::stringstream row(line);
+        for (std::string cell; std::getline(row, cell, ',');) cells.push_back(cell);
+        if (cells.size() < 15) continue;
+        // The five predictions are the 12th to 8th cells from the end (a class name may hold commas).
+        const size_t p = cells.size() - 12;
+        out[cells[0]] = cells[p] + " " + cells[p + 1] + " " + cells[p + 2] + " " + cells[p + 3] + " " + cells[p + 4];
+      }
+    }
+    return out;
+  };
+  const auto batch1 = predictions("b1", "--limit 26 --batch 1");
+  const auto batch8 = predictions("b8", "--limit 26 --batch 8");
+  const auto offset = predictions("off", "--offset 13 --limit 13 --batch 8");
+  ASSERT_EQ(batch1.size(), 26u) << "no CSV of the random method in " << dir;
+  EXPECT_EQ(batch8, batch1);
+  ASSERT_EQ(offset.size(), 13u);
+  for (const auto& [file, preds] : offset) EXPECT_EQ(preds, batch1.at(file)) << file;
+  std::system(("rm -rf " + dir).c_str());
+}
+
+// The same method twice would give two rows (and files) of one name: refused with one line, for every command
+// that takes methods, also when the two specs differ only in spelling or one is matched to the other's cost.
+TEST(Cli, SameMethodTwiceIsRefused) {
+  const std::string image = test::shared_image("n01440764_tench.JPEG");
+  const std::string model = " --model deit_tiny_patch16_224 ";
+  const std::vector<std::string> method_pairs = {"--method tome:r=13 --method tome:r=13",
+                                                 "--method tome:r=13 --method tome:r=13,prop_attn=1",
+                                                 "--method pitome --method pitome:ratio=0.9047 --match-macs tome:r=13"};
+  const std::vector<std::string> commands = {"eval" + model + "--images ../shared/data/imagenet-sample --limit 1 ",
+                                             "spectrum" + model + image + " --out /tmp/ms_test_never_written ",
+                                             "bench --random-weights deit_tiny_patch16_224 --repeat 1 --warmup 0 "};
+  for (const std::string& methods : method_pairs)
+    for (const std::string& command : commands) {
+      SCOPED_TRACE(command + methods);
+      const auto r = test::run_command(test::cli_path() + " " + command + methods);
+      EXPECT_EQ(r.exit_code, 1);
+      EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "not exactly one line: " << r.err;
+      EXPECT_TRUE(r.err.find("given twice") != std::string::npos || r.err.find("the same method") != std::string::npos)
+          << r.err;
+    }
+}
+
+// --match-flops, --match-gflops and --target-flops hold MACs: they work under their old names with a one-line
+// notice, and match exactly what the new names match.
+TEST(Cli, OldFlopsNamesStillWorkWithANotice) {
+  const std::string bench = test::cli_path() + " bench --random-weights deit_tiny_patch16_224 --batch 1 --warmup 0 --repeat 1 --json";
+  const auto now = test::run_command(bench + " --method pitome --match-macs tome:r=13");
+  const auto old = test::run_command(bench + " --method pitome --match-flops tome:r=13");
+  ASSERT_EQ(now.exit_code, 0) << now.err;
+  ASSERT_EQ(old.exit_code, 0) << old.err;
+  EXPECT_NE(old.err.find("--match-flops is deprecated: it matches MACs; use --match-macs\n"), std::string::npos) << old.err;
+  EXPECT_EQ(now.err.find("deprecated"), std::string::npos) << now.err;
+  EXPECT_NE(old.out.find("\"method\": \"pitome:ratio=0.9047\""), std::string::npos) << old.out;
+  EXPECT_NE(now.out.find("\"method\": \"pitome:ratio=0.9047\""), std::string::npos) << now.out;
+  const auto gmacs = test::run_command(bench + " --method pitome --match-gflops 0.735");
+  EXPECT_EQ(gmacs.exit_code, 0) << gmacs.err;
+  EXPECT_NE(gmacs.err.find("--match-gflops is deprecated: it matches GMACs; use --match-gmacs"), std::string::npos) << gmacs.err;
+  const auto both = test::run_command(bench + " --method pitome --match-flops tome:r=13 --match-macs tome:r=13");
+  EXPECT_EQ(both.exit_code, 1);
+  EXPECT_NE(both.err.find("--match-macs"), std::string::npos) << both.err;
+  const auto calibrate = test::run_command(test::cli_path() + " calibrate --model deit_tiny_patch16_224 --target-flops 0.6 --out /tmp/x");
+  EXPECT_EQ(calibrate.exit_code, 1);  // no --images; the notice comes first
+  EXPECT_NE(calibrate.err.find("--target-flops is deprecated: it targets a MACs ratio; use --target-macs\n"), std::string::npos)
+      << calibrate.err;
 }
 
 TEST(Cli, TraceBadSpecFailsBeforeWriting) {

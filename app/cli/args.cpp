@@ -4,11 +4,40 @@
 
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 
 namespace ms::cli {
+namespace {
+
+// Options renamed because their old names said FLOPs where they hold MACs: old name -> new name, and why.
+struct Renamed {
+  const char* old_name;
+  const char* name;
+  const char* why;
+};
+constexpr Renamed kRenamed[] = {
+    {"match-flops", "match-macs", "it matches MACs"},
+    {"match-gflops", "match-gmacs", "it matches GMACs"},
+    {"target-flops", "target-macs", "it targets a MACs ratio"},
+};
+
+// The current name for `name` where it is a deprecated spelling this command accepts under its new name (a one-line
+// notice on stderr); `name` itself otherwise.
+std::string current_name(const std::string& name, const std::set<std::string>& options, std::set<std::string>& used_old) {
+  for (const Renamed& r : kRenamed)
+    if (name == r.old_name && options.count(r.name)) {
+      std::fprintf(stderr, "--%s is deprecated: %s; use --%s\n", r.old_name, r.why, r.name);
+      used_old.insert(r.name);
+      return r.name;
+    }
+  return name;
+}
+
+}  // namespace
 
 Args::Args(const std::vector<std::string>& argv, const std::set<std::string>& flags, const std::set<std::string>& options) {
+  std::set<std::string> used_old, used_new;  // renamed options given under their old / new name
   for (size_t i = 0; i < argv.size(); ++i) {
     const std::string& a = argv[i];
     if (a.size() > 2 && a.compare(0, 2, "--") == 0) {
@@ -19,6 +48,11 @@ Args::Args(const std::vector<std::string>& argv, const std::set<std::string>& fl
         value = name.substr(eq + 1);
         name = name.substr(0, eq);
       }
+      const std::string given = name;
+      name = current_name(name, options, used_old);
+      if (name == given) used_new.insert(name);
+      if (used_old.count(name) && used_new.count(name))
+        fail("--" + name, "given under its old name too; give it once");
       if (flags.count(name)) {
         if (inline_value) fail("--" + name, "takes no value");
         flags_.insert(name);

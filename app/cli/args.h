@@ -1,5 +1,7 @@
 // A small argument parser: `--key value`, `--key=value`, `--flag`, repeated options, positionals.
-// Unknown options and missing values are ms::Errors naming the option.
+// Unknown options and missing values are ms::Errors naming the option. Renamed options (--match-flops is now
+// --match-macs, --match-gflops --match-gmacs, --target-flops --target-macs) still work under their old names,
+// with a one-line deprecation notice on stderr.
 #pragma once
 
 #include <map>

@@ -22,7 +22,7 @@ namespace ms::cli {
 
 int cmd_calibrate(const std::vector<std::string>& argv) {
   auto options = kModelOptions;
-  options.insert({"method", "images", "labels", "limit", "offset", "target-flops", "out", "epochs", "batch", "lambda",
+  options.insert({"method", "images", "labels", "limit", "offset", "target-macs", "out", "epochs", "batch", "lambda",
                   "lambda-rate", "lr-merge", "lr-prune", "tau-merge", "tau-prune", "mask", "merge-init", "prune-init"});
   const Args args(argv, {"distill"}, options);
   if (!args.positionals().empty()) fail(args.positionals()[0], "unexpected argument (calibrate reads --images DIR)");
@@ -33,7 +33,7 @@ int cmd_calibrate(const std::vector<std::string>& argv) {
   if (o.method != "ltmp" && o.method != "ltp") fail("--method", "'" + o.method + "' cannot be calibrated (ltmp or ltp)");
   const bool ltmp = o.method == "ltmp";
   // Defaults: the papers' where they fit 250 images on a CPU; README "Learned thresholds" says what changed.
-  o.target_flops = args.get_double("target-flops", 0.6, 0.05, 1.0);
+  o.target_macs = args.get_double("target-macs", 0.6, 0.05, 1.0);
   o.distill = args.flag("distill");
   o.epochs = args.get_int("epochs", 1, 1, 1000);
   o.batch = args.get_int("batch", 8, 1, 4096);
@@ -66,7 +66,7 @@ int cmd_calibrate(const std::vector<std::string>& argv) {
     label_index.push_back(k < 0 ? 0 : k);
   }
   std::fprintf(stderr, "calibrate %s on %zu images of %s (from #%d), target %.3f of the unreduced MACs, %s loss\n",
-               o.method.c_str(), files.size(), args.get("images").c_str(), offset + 1, o.target_flops,
+               o.method.c_str(), files.size(), args.get("images").c_str(), offset + 1, o.target_macs,
                o.distill ? "KL-to-unreduced" : "cross-entropy");
   const at::Tensor images = load_batch(files, preprocess_spec(model->config()));
   const at::Tensor labels_t = at::tensor(label_index, at::kLong);
@@ -82,8 +82,8 @@ int cmd_calibrate(const std::vector<std::string>& argv) {
   Progress progress("calibrate", files.size() * o.epochs);
   const CalibrationResult r = calibrate(*model, images, labels_t, o, [&](const CalibrationStep& s) {
     char extra[160];
-    std::snprintf(extra, sizeof extra, "step %d/%d  loss %.3f (mean %.3f)  FLOPs ratio %.3f (mean %.3f)", s.step, s.steps,
-                  s.loss, s.running_loss, s.flops_ratio, s.running_flops_ratio);
+    std::snprintf(extra, sizeof extra, "step %d/%d  loss %.3f (mean %.3f)  MACs ratio %.3f (mean %.3f)", s.step, s.steps,
+                  s.loss, s.running_loss, s.macs_ratio, s.running_macs_ratio);
     progress.update(s.images_done, extra);
   });
   progress.finish();
@@ -93,9 +93,9 @@ int cmd_calibrate(const std::vector<std::string>& argv) {
   info["images"] = args.get("images");
   info["offset"] = offset;
   info["count"] = files.size();
-  info["target_flops"] = o.target_flops;
+  info["target_macs"] = o.target_macs;
   info["loss"] = o.distill ? "kl_to_unreduced" : "cross_entropy";
-  info["penalty"] = ltmp ? "lambda*(target-flops_ratio)^2" : "lambda*mask_mean (lambda by dual ascent)";
+  info["penalty"] = ltmp ? "lambda*(target-macs_ratio)^2" : "lambda*mask_mean (lambda by dual ascent)";
   info["lambda"] = o.lambda;
   if (!ltmp) info["lambda_rate"] = o.lambda_rate, info["lambda_final"] = r.steps.back().lambda;
   info["epochs"] = o.epochs;
@@ -110,7 +110,7 @@ int cmd_calibrate(const std::vector<std::string>& argv) {
   info["prune_init"] = o.prune_init;
   info["seed"] = o.seed;
   info["seconds"] = r.seconds;
-  info["last_epoch_flops_ratio"] = r.steps.back().running_flops_ratio;
+  info["last_epoch_macs_ratio"] = r.steps.back().running_macs_ratio;
   info["last_epoch_loss"] = r.steps.back().running_loss;
   t.calibration = info.dump();
   save_thresholds(args.get("out"), t);
@@ -122,8 +122,8 @@ int cmd_calibrate(const std::vector<std::string>& argv) {
     if (ltmp) std::printf("%5d  %10.5f  %10.6f\n", l, t.merge[l], t.prune[l]);
     else std::printf("%5d  %10s  %10.6f\n", l, "-", t.prune[l]);
   }
-  std::printf("training FLOPs ratio (last epoch mean) %.3f, target %.3f\nwrote %s\n", r.steps.back().running_flops_ratio,
-              o.target_flops, args.get("out").c_str());
+  std::printf("training MACs ratio (last epoch mean) %.3f, target %.3f\nwrote %s\n", r.steps.back().running_macs_ratio,
+              o.target_macs, args.get("out").c_str());
   return 0;
 }
 

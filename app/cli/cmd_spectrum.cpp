@@ -51,7 +51,7 @@ int cmd_spectrum(const std::vector<std::string>& argv) {
 
   c10::InferenceMode guard;
   RunOptions ro;
-  ro.trace = ro.trace_energy = ro.trace_keys = true;
+  ro.trace = ro.trace_energy = ro.released_energy = ro.trace_keys = true;
   const PreprocessSpec pre = preprocess_spec(c);
   using Clock = std::chrono::steady_clock;
   auto since = [](Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); };

@@ -44,9 +44,9 @@ int cmd_trace(const std::vector<std::string>& argv) {
   j["architecture"] = c.architecture;
   j["method"] = spec;
   j["image"] = image;
-  j["gflops"] = cost.gmacs();
-  j["gflops_unit"] = "GMACs per image (multiply-accumulates, the ToMe/PiToMe papers' 'FLOPs')";
-  j["matching_gflops"] = cost.matching * 1e-9;
+  j["gmacs"] = cost.gmacs();
+  j["gmacs_unit"] = "GMACs per image (multiply-accumulates, the ToMe/PiToMe papers' 'FLOPs')";
+  j["matching_gmacs"] = cost.matching * 1e-9;
   j["grid"] = c.grid();
   j["prefix_tokens"] = c.num_prefix_tokens();
   nlohmann::json top = nlohmann::json::array();

@@ -11,7 +11,7 @@
 
 namespace ms::cli {
 
-const std::set<std::string> kMethodOptions = {"method", "match-flops", "match-gflops"};
+const std::set<std::string> kMethodOptions = {"method", "match-macs", "match-gmacs"};
 
 std::unique_ptr<Reducer> reducer_for(const std::string& spec) {
   auto reducer = make_reducer(spec);  // validates "none" too
@@ -24,25 +24,26 @@ std::vector<std::string> resolve_methods(const Args& args, const VitConfig& conf
   if (specs.empty()) specs.push_back("none");
   double target = -1;
   std::string target_name;
-  if (args.has("match-flops") && args.has("match-gflops")) fail("--match-gflops", "give --match-flops SPEC or --match-gflops G, not both");
-  if (args.has("match-flops")) {
-    const std::string ref = args.get("match-flops");
+  if (args.has("match-macs") && args.has("match-gmacs")) fail("--match-gmacs", "give --match-macs SPEC or --match-gmacs G, not both");
+  if (args.has("match-macs")) {
+    const std::string ref = args.get("match-macs");
     const auto reducer = make_reducer(ref);
     const auto tokens = predicted_tokens(config, *reducer);
     if (tokens.empty())
-      fail("--match-flops", "'" + ref + "' has image-dependent token counts; evaluate it and pass its measured GMACs as --match-gflops G");
+      fail("--match-macs", "'" + ref + "' has image-dependent token counts; evaluate it and pass its measured GMACs as --match-gmacs G");
     target = model_cost(config, tokens, reducer.get()).gmacs();
     target_name = ref;
   }
-  if (args.has("match-gflops")) {
-    target = args.get_double("match-gflops", 0, 1e-6, 1e9);
-    target_name = args.get("match-gflops") + " GMACs";
+  if (args.has("match-gmacs")) {
+    target = args.get_double("match-gmacs", 0, 1e-6, 1e9);
+    target_name = args.get("match-gmacs") + " GMACs";
   }
+  std::vector<std::string> notes;  // printed once every spec is known to be valid and distinct
   for (auto& spec : specs) {
     if (spec != "pitome" && spec != "pitome-code" && spec != "tome") continue;
     if (target < 0)
       fail("--method " + spec, "needs " + std::string(spec == "tome" ? "r= (e.g. tome:r=13)" : "ratio= (e.g. " + spec + ":ratio=0.9)") +
-                                   " or --match-flops SPEC / --match-gflops G");
+                                   " or --match-macs SPEC / --match-gmacs G");
     char buf[64];
     if (spec == "tome") {
       // The constant r whose MACs come closest (r is an integer, so the match is to within one step).
@@ -57,10 +58,21 @@ std::vector<std::string> resolve_methods(const Args& args, const VitConfig& conf
     } else {
       std::snprintf(buf, sizeof buf, "%s:ratio=%.4f", spec.c_str(), match_pitome_ratio(config, spec, target));
     }
-    std::fprintf(stderr, "%s matches %s at %.3f GMACs: %s\n", spec.c_str(), target_name.c_str(), target, buf);
+    char note[256];
+    std::snprintf(note, sizeof note, "%s matches %s at %.3f GMACs: %s", spec.c_str(), target_name.c_str(), target, buf);
+    notes.push_back(note);
     spec = buf;
   }
-  for (const auto& spec : specs) make_reducer(spec);  // every spec is checked before any work starts
+  // Every spec is checked before any work starts, and each method may appear once.
+  std::vector<std::string> canonical;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    canonical.push_back(make_reducer(specs[i])->spec());
+    for (size_t j = 0; j < i; ++j)
+      if (canonical[j] == canonical[i])
+        fail("--method " + specs[i], specs[i] == specs[j] ? "given twice"
+                                                           : "the same method as --method " + specs[j] + " (" + canonical[i] + ")");
+  }
+  for (const auto& note : notes) std::fprintf(stderr, "%s\n", note.c_str());
   if (with_baseline && std::find(specs.begin(), specs.end(), "none") == specs.end()) specs.insert(specs.begin(), "none");
   return specs;
 }

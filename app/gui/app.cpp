@@ -69,7 +69,7 @@ App::App(const AppOptions& o) : backend_(std::make_shared<Backend>()) {
   state_.available_models = available_models();
   state_.browser.folder = sample_image_folder();
   if (state_.browser.folder.empty()) state_.browser.folder = fs::current_path().string();
-  state_.layer = o.layer > 0 ? o.layer - 1 : -1;  // clamped once the model is known
+  state_.layer = o.layer;  // -1: the middle; clamped once the model is known
   const std::vector<std::string> methods =
       o.methods.empty() ? std::vector<std::string>{"tome:r=13", "pitome:ratio=0.9074"} : o.methods;
   for (const std::string& m : methods) {
@@ -147,87 +147,13 @@ void App::open_path(const std::string& path) {
 }
 
 void App::handle(const Request& r) {
-  auto backend = backend_;
-  const int max_overlay_side = renderer_->max_side();
   switch (r.kind) {
-    case RequestKind::LoadModel: {
-      const std::string spec = trimmed(r.text);
-      state_.model_spec = spec;
-      worker_->submit("loading model", [this, backend, spec, max_overlay_side](TaskContext& ctx) {
-        auto session = ModelSession::load(spec);
-        ctx.check();
-        std::shared_ptr<const LoadedImage> image;
-        std::string path;
-        {
-          std::lock_guard<std::mutex> lock(backend->mutex);
-          path = backend->image_path;
-        }
-        // The crop depends on the model's input size and resize rule: reopen the current image for it. An
-        // image this model cannot take (over the resize budget, say) is its own error: the model still loads.
-        std::string image_error;
-        if (!path.empty()) {
-          try {
-            image = session->open_image(path, max_overlay_side);
-          } catch (const std::exception& e) {
-            image_error = one_line(e);
-          }
-        }
-        {
-          std::lock_guard<std::mutex> lock(backend->mutex);
-          backend->session = session;
-          if (image) backend->image = image;
-          if (!image_error.empty()) backend->image = nullptr;  // the old crop no longer fits this model
-        }
-        ctx.post([this, session, image, image_error] {
-          if (!image_error.empty()) {
-            state_.post(true, "opening image: " + image_error);
-            state_.image = nullptr;
-          }
-          state_.model = session->summary();
-          state_.model_ready = true;
-          state_.set_layer(state_.layer < 0 ? state_.model.depth / 2 : state_.layer);
-          if (image) {
-            state_.image = image;
-            image_uploaded_ = false;
-            note_downscaled(*image);
-          }
-          state_.post(false, "loaded " + state_.model.name + " from " + state_.model.source);
-          rerun_all();
-        });
-      });
+    case RequestKind::LoadModel:
+      load_model(r.text);
       break;
-    }
-    case RequestKind::OpenImage: {
-      const std::string path = trimmed(r.text);
-      worker_->submit("opening image", [this, backend, path, max_overlay_side](TaskContext& ctx) {
-        std::shared_ptr<const ModelSession> session = backend->get().first;
-        if (!session) {
-          // The model is still loading (or failed): check the file now, let the model load open it.
-          load_image(path);
-          {
-            std::lock_guard<std::mutex> lock(backend->mutex);
-            backend->image_path = path;
-          }
-          ctx.post([this, path] { state_.post(false, path + ": opens once a model is loaded"); });
-          return;
-        }
-        auto image = session->open_image(path, max_overlay_side);
-        ctx.check();
-        {
-          std::lock_guard<std::mutex> lock(backend->mutex);
-          backend->image = image;
-          backend->image_path = path;
-        }
-        ctx.post([this, image] {
-          state_.image = image;
-          image_uploaded_ = false;
-          state_.hover.pinned = -1;
-          note_downscaled(*image);
-          rerun_all();
-        });
-      });
+    case RequestKind::OpenImage:
+      open_image(r.text);
       break;
-    }
     case RequestKind::SetMethod: {
       if (r.pane < 0 || r.pane >= static_cast<int>(state_.panes.size())) break;
       Pane& pane = state_.panes[r.pane];
@@ -236,28 +162,12 @@ void App::handle(const Request& r) {
       submit_run(r.pane);
       break;
     }
-    case RequestKind::AddPane: {
-      if (state_.panes.size() >= static_cast<size_t>(kMaxPanes)) {
-        state_.post(true, "at most " + std::to_string(kMaxPanes) + " panes");
-        break;
-      }
-      state_.panes.emplace_back();
-      state_.panes.back().spec = r.text;
-      set_spec_text(state_.panes.back(), r.text);
-      targets_.emplace_back();
-      pane_ids_.push_back(next_pane_id_++);
-      submit_run(static_cast<int>(state_.panes.size()) - 1);
+    case RequestKind::AddPane:
+      add_pane(r.text);
       break;
-    }
-    case RequestKind::RemovePane: {
-      if (r.pane < 0 || r.pane >= static_cast<int>(state_.panes.size())) break;
-      OverlayRenderer::release(targets_[r.pane]);
-      state_.panes.erase(state_.panes.begin() + r.pane);
-      targets_.erase(targets_.begin() + r.pane);
-      pane_ids_.erase(pane_ids_.begin() + r.pane);
-      state_.plot_pane = std::min(state_.plot_pane, static_cast<int>(state_.panes.size()) - 1);
+    case RequestKind::RemovePane:
+      remove_pane(r.pane);
       break;
-    }
     case RequestKind::BrowseFolder:
       list_folder(trimmed(r.text));
       break;
@@ -273,16 +183,124 @@ void App::handle(const Request& r) {
       state_.screenshot_requested = true;  // main.cpp reads the window after this frame is drawn
       break;
     case RequestKind::CancelWork:
-      worker_->cancel_all();
-      for (Pane& p : state_.panes)
-        if (p.running) {
-          p.running = false;
-          ++p.generation;  // drop whatever arrives late
-          p.error = "cancelled";
-        }
-      state_.post(false, "cancelled");
+      cancel_work();
       break;
   }
+}
+
+void App::load_model(const std::string& text) {
+  auto backend = backend_;
+  const int max_overlay_side = renderer_->max_side();
+  const std::string spec = trimmed(text);
+  state_.model_spec = spec;
+  worker_->submit("loading model", [this, backend, spec, max_overlay_side](TaskContext& ctx) {
+    auto session = ModelSession::load(spec);
+    ctx.check();
+    std::shared_ptr<const LoadedImage> image;
+    std::string path;
+    {
+      std::lock_guard<std::mutex> lock(backend->mutex);
+      path = backend->image_path;
+    }
+    // The crop depends on the model's input size and resize rule: reopen the current image for it. An
+    // image this model cannot take (over the resize budget, say) is its own error: the model still loads.
+    std::string image_error;
+    if (!path.empty()) {
+      try {
+        image = session->open_image(path, max_overlay_side);
+      } catch (const std::exception& e) {
+        image_error = one_line(e);
+      }
+    }
+    {
+      std::lock_guard<std::mutex> lock(backend->mutex);
+      backend->session = session;
+      if (image) backend->image = image;
+      if (!image_error.empty()) backend->image = nullptr;  // the old crop no longer fits this model
+    }
+    ctx.post([this, session, image, image_error] {
+      if (!image_error.empty()) {
+        state_.post(true, "opening image: " + image_error);
+        state_.image = nullptr;
+      }
+      state_.model = session->summary();
+      state_.model_ready = true;
+      state_.set_layer(state_.layer < 0 ? state_.model.depth / 2 : state_.layer);
+      if (image) {
+        state_.image = image;
+        image_uploaded_ = false;
+        note_downscaled(*image);
+      }
+      state_.post(false, "loaded " + state_.model.name + " from " + state_.model.source);
+      rerun_all();
+    });
+  });
+}
+
+void App::open_image(const std::string& text) {
+  auto backend = backend_;
+  const int max_overlay_side = renderer_->max_side();
+  const std::string path = trimmed(text);
+  worker_->submit("opening image", [this, backend, path, max_overlay_side](TaskContext& ctx) {
+    std::shared_ptr<const ModelSession> session = backend->get().first;
+    if (!session) {
+      // The model is still loading (or failed): check the file now, let the model load open it.
+      load_image(path);
+      {
+        std::lock_guard<std::mutex> lock(backend->mutex);
+        backend->image_path = path;
+      }
+      ctx.post([this, path] { state_.post(false, path + ": opens once a model is loaded"); });
+      return;
+    }
+    auto image = session->open_image(path, max_overlay_side);
+    ctx.check();
+    {
+      std::lock_guard<std::mutex> lock(backend->mutex);
+      backend->image = image;
+      backend->image_path = path;
+    }
+    ctx.post([this, image] {
+      state_.image = image;
+      image_uploaded_ = false;
+      state_.hover.pinned = -1;
+      note_downscaled(*image);
+      rerun_all();
+    });
+  });
+}
+
+void App::add_pane(const std::string& spec) {
+  if (state_.panes.size() >= static_cast<size_t>(kMaxPanes)) {
+    state_.post(true, "at most " + std::to_string(kMaxPanes) + " panes");
+    return;
+  }
+  state_.panes.emplace_back();
+  state_.panes.back().spec = spec;
+  set_spec_text(state_.panes.back(), spec);
+  targets_.emplace_back();
+  pane_ids_.push_back(next_pane_id_++);
+  submit_run(static_cast<int>(state_.panes.size()) - 1);
+}
+
+void App::remove_pane(int index) {
+  if (index < 0 || index >= static_cast<int>(state_.panes.size())) return;
+  OverlayRenderer::release(targets_[index]);
+  state_.panes.erase(state_.panes.begin() + index);
+  targets_.erase(targets_.begin() + index);
+  pane_ids_.erase(pane_ids_.begin() + index);
+  state_.plot_pane = std::min(state_.plot_pane, static_cast<int>(state_.panes.size()) - 1);
+}
+
+void App::cancel_work() {
+  worker_->cancel_all();
+  for (Pane& p : state_.panes)
+    if (p.running) {
+      p.running = false;
+      ++p.generation;  // drop whatever arrives late
+      p.error = "cancelled";
+    }
+  state_.post(false, "cancelled");
 }
 
 void App::note_downscaled(const LoadedImage& image) {
@@ -547,8 +565,8 @@ void App::export_all(const std::string& dir) {
                     {"crop", {{"x0", sc.x0}, {"y0", sc.y0}, {"width", sc.width}, {"height", sc.height}}},
                     {"line_width", default_line_width(sc, state_.model.img_size)}};
   }
-  j["layer"] = state_.layer + 1;
-  j["layer_note"] = "1-based block index; overlays show the partition after this block";
+  j["layer"] = state_.layer;  // blocks from 0, as everywhere
+  j["layer_note"] = "block index from 0; overlays show the partition after this block";
   j["fill"] = fill_mode_name(state_.fill);
   j["opacity"] = static_cast<int>(std::lround(state_.opacity * 255));
   j["boundaries"] = state_.boundaries;
@@ -591,6 +609,8 @@ void App::export_all(const std::string& dir) {
   }
   j["panes"] = panes;
   std::vector<NamedFigure> figures = all_figures(state_);
+  // Plots on screen are written at the size shown, so each file has the screen's layout (SVG, PNG, PDF).
+  for (NamedFigure& f : figures) f.figure = as_shown(f.id, std::move(f.figure));
   nlohmann::json plots = nlohmann::json::array();
   for (const NamedFigure& f : figures) plots.push_back(f.id);
   j["plots"] = plots;

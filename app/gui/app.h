@@ -18,7 +18,7 @@ struct AppOptions {
   std::string image;                 // "" = the default sample image
   std::string model = "deit_tiny_patch16_224";
   std::vector<std::string> methods;  // empty = ToMe r=13 and PiToMe at its GMACs
-  int layer = -1;                    // 1-based block; -1 = the middle
+  int layer = -1;                    // block, numbered from 0 (the partition after it); -1 = the middle
   FillMode fill = FillMode::GroupMean;
   float opacity = 0.55f;
   int plot_tab = 0;
@@ -59,7 +59,12 @@ class App {
 
  private:
   struct Backend;  // worker-side: the current session and image
-  void handle(const Request& r);
+  void handle(const Request& r);  // one request of the UI, dispatched to the functions below
+  void load_model(const std::string& spec);
+  void open_image(const std::string& path);
+  void add_pane(const std::string& spec);
+  void remove_pane(int pane);
+  void cancel_work();
   void submit_run(int pane);
   void rerun_all();
   void draw_overlays();

@@ -63,8 +63,9 @@ struct PaneResult {
   std::vector<int> tokens_per_layer;                 // tokens leaving each block
   std::vector<double> gmacs_per_layer;               // block GMACs incl. the reducer's matching
   double gmacs = 0;                                  // whole model, per image
-  // Spectral check, theorem view (block 0 keys over the patch tokens, coarsened by the partition after block l):
-  std::vector<double> spectral_distance;         // per layer
+  // Spectral check, theorem view (block 0 keys over the patch tokens, coarsened by the partition after block l;
+  // analysis/spectral_distance.h):
+  std::vector<double> spectral_distance;         // per layer; NaN after a block that pruned tokens
   std::vector<double> eig_original;              // normalised Laplacian spectrum of the original graph
   std::vector<std::vector<double>> eig_lifted;   // per layer, lifted spectrum (Lemma 1)
   double run_seconds = 0, spectra_seconds = 0;

@@ -16,7 +16,7 @@ std::string label_of(const AppState& s, int i) { return "pane " + std::to_string
 // A dashed vertical line at the current block so each per-layer plot shows where the slider is.
 void mark_layer(Figure& f, const AppState& s, double lo, double hi) {
   Series m;
-  m.x = {static_cast<double>(s.layer + 1), static_cast<double>(s.layer + 1)};
+  m.x = {static_cast<double>(s.layer), static_cast<double>(s.layer)};
   m.y = {lo, hi};
   m.color = "#999999";
   m.dashed = true;
@@ -38,7 +38,7 @@ Figure per_layer(const AppState& s, const std::string& title, const std::string&
     line.label = label_of(s, static_cast<int>(i));
     line.color = pane_color(s, static_cast<int>(i));
     for (size_t l = 0; l < v.size(); ++l) {
-      line.x.push_back(static_cast<double>(l + 1));
+      line.x.push_back(static_cast<double>(l));  // blocks from 0, as everywhere
       line.y.push_back(v[l]);
       if (std::isfinite(v[l])) lo = std::min(lo, v[l]), hi = std::max(hi, v[l]);
     }
@@ -75,7 +75,7 @@ Figure spectral_distance_figure(const AppState& s) {
 
 Figure eigenvalue_figure(const AppState& s) {
   Figure f;
-  f.title = "Largest Laplacian eigenvalues after block " + std::to_string(s.layer + 1) + ": original vs lifted";
+  f.title = "Largest Laplacian eigenvalues after block " + std::to_string(s.layer) + ": original vs lifted";
   f.x_label = "eigenvalue index (ascending; all below the range are 1 or 0)";
   f.y_label = "eigenvalue";
   bool original_done = false;
@@ -125,7 +125,7 @@ std::vector<float> energy_map(const AppState& s, int pane) {
 
 Figure energy_histogram_figure(const AppState& s) {
   Figure f;
-  f.title = "PiToMe energy of block " + std::to_string(s.layer + 1) + "'s input tokens";
+  f.title = "PiToMe energy of block " + std::to_string(s.layer) + "'s input tokens";
   f.x_label = "energy";
   f.y_label = "tokens";
   double lo = std::numeric_limits<double>::infinity(), hi = -lo;

@@ -3,6 +3,7 @@
 #include "args.h"
 #include "error.h"
 #include "image.h"
+#include "latency_bench.h"
 #include "panels.h"
 #include "plot.h"
 
@@ -29,7 +30,7 @@ const char* kUsage =
     "  --model M            model folder, weights file or name on the search path (default deit_tiny_patch16_224)\n"
     "  --method SPEC        a pane's method; repeat for up to 4 panes (default: tome:r=13 and pitome:ratio=0.9074,\n"
     "                       PiToMe at ToMe r=13's GMACs on DeiT-Ti)\n"
-    "  --layer L            block whose merges are shown, 1-based (default: the middle)\n"
+    "  --layer L            show the partition after block L, blocks numbered from 0 (default: the middle)\n"
     "  --fill MODE          mean | palette | energy | protected\n"
     "  --opacity F          0..1 (default 0.55)\n"
     "  --plots TAB          energy | spectrum | cost\n"
@@ -77,12 +78,6 @@ ms::RgbImage read_window(int width, int height) {
   return img;
 }
 
-double percentile(std::vector<double> v, double q) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(q * (v.size() - 1) + 0.5))];
-}
-
 ms::gui::FillMode parse_fill(const std::string& s) {
   if (s == "mean") return ms::gui::FillMode::GroupMean;
   if (s == "palette") return ms::gui::FillMode::Palette;
@@ -91,95 +86,83 @@ ms::gui::FillMode parse_fill(const std::string& s) {
   ms::fail("--fill", "'" + s + "' is not one of mean, palette, energy, protected");
 }
 
-// Scripted interactions for --bench-latency: layer steps (served from the trace) and method changes (a run).
-struct LatencyBench {
-  std::string out;
-  int step = 0;
-  bool waiting = false;
-  double frame_start = 0;
-  std::vector<double> layer_ms, layer_cpu_ms, method_ms, busy_frames_ms, idle_frames_ms, ui_ms, draw_ms;
-  size_t method_seen = 0;
-  const std::vector<std::string> methods = {"tome:r=8", "pitome:ratio=0.93", "tome:r=16", "pitome-code:ratio=0.9",
-                                            "random:r=13", "tome:r=13", "pitome:ratio=0.9074", "none"};
-};
-
-}  // namespace
-
-int main(int argc, char** argv) {
-  using namespace ms;
-  std::vector<std::string> argv_list(argv + 1, argv + argc);
-  if (!argv_list.empty() && (argv_list[0] == "--help" || argv_list[0] == "-h")) {
-    std::fputs(kUsage, stdout);
-    return 0;
-  }
-  gui::AppOptions options;
+// Everything the command line asks for: the app's options and what a scripted run does around them.
+struct Launch {
+  ms::gui::AppOptions app;
   std::string screenshot, export_dir, bench_out, drop, browse;
   int frames = 3, width = 1600, height = 1000;
   bool exit_after = false;
-  int hover_row = -1, hover_col = -1;  // applied once the model's grid is known
-  try {
-    const cli::Args args(argv_list, {"exit"},
-                         {"model", "method", "layer", "fill", "opacity", "plots", "pin", "size", "threads", "screenshot",
-                          "frames", "export-all", "bench-latency", "drop", "browse"});
-    if (args.positionals().size() > 1) fail("mergescope", "give at most one IMAGE");
-    if (!args.positionals().empty()) options.image = args.positionals()[0];
-    options.model = args.get("model", options.model);
-    options.methods = args.all("method");
-    options.layer = args.get_int("layer", -1, 1, 1000);
-    if (args.has("fill")) options.fill = parse_fill(args.get("fill"));
-    options.opacity = static_cast<float>(args.get_double("opacity", options.opacity, 0, 1));
-    if (args.has("plots")) {
-      const std::string t = args.get("plots");
-      options.plot_tab = t == "energy" ? 0 : t == "spectrum" ? 1 : t == "cost" ? 2 : -1;
-      if (options.plot_tab < 0) fail("--plots", "'" + t + "' is not one of energy, spectrum, cost");
-    }
-    options.threads = args.get_int("threads", 0, 0, 1024);
-    if (args.has("size")) {
-      const std::string s = args.get("size");
-      const size_t x = s.find('x');
-      if (x == std::string::npos) fail("--size", "'" + s + "' is not WxH");
-      width = cli::parse_int(s.substr(0, x), "--size");
-      height = cli::parse_int(s.substr(x + 1), "--size");
-      if (width < 640 || height < 480 || width > 8192 || height > 8192) fail("--size", "'" + s + "' is outside 640x480..8192x8192");
-    }
-    screenshot = args.get("screenshot");
-    frames = args.get_int("frames", 3, 1, 100000);
-    export_dir = args.get("export-all");
-    bench_out = args.get("bench-latency");
-    drop = args.get("drop");
-    browse = args.get("browse");
-    exit_after = args.flag("exit") || !screenshot.empty() || !bench_out.empty();
-    if (!export_dir.empty()) options.export_dir = export_dir;
-    if (args.has("pin")) {
-      const std::string h = args.get("pin");
-      const size_t comma = h.find(',');
-      if (comma == std::string::npos) fail("--pin", "'" + h + "' is not R,C");
-      const int r = cli::parse_int(h.substr(0, comma), "--pin"), c = cli::parse_int(h.substr(comma + 1), "--pin");
-      if (r < 0 || c < 0 || r >= 1000 || c >= 1000) fail("--pin", "'" + h + "' is outside the patch grid");
-      hover_row = r;
-      hover_col = c;
-    }
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "mergescope: %s\n", one_line(e).c_str());
-    return 2;
-  }
+  int pin_row = -1, pin_col = -1;  // applied once the model's grid is known
+};
 
+// Throws ms::Error naming the option.
+Launch parse_launch(const std::vector<std::string>& argv) {
+  using ms::fail;
+  Launch l;
+  ms::gui::AppOptions& options = l.app;
+  const ms::cli::Args args(argv, {"exit"},
+                           {"model", "method", "layer", "fill", "opacity", "plots", "pin", "size", "threads", "screenshot",
+                            "frames", "export-all", "bench-latency", "drop", "browse"});
+  if (args.positionals().size() > 1) fail("mergescope", "give at most one IMAGE");
+  if (!args.positionals().empty()) options.image = args.positionals()[0];
+  options.model = args.get("model", options.model);
+  options.methods = args.all("method");
+  options.layer = args.get_int("layer", -1, 0, 999);
+  if (args.has("fill")) options.fill = parse_fill(args.get("fill"));
+  options.opacity = static_cast<float>(args.get_double("opacity", options.opacity, 0, 1));
+  if (args.has("plots")) {
+    const std::string t = args.get("plots");
+    options.plot_tab = t == "energy" ? 0 : t == "spectrum" ? 1 : t == "cost" ? 2 : -1;
+    if (options.plot_tab < 0) fail("--plots", "'" + t + "' is not one of energy, spectrum, cost");
+  }
+  options.threads = args.get_int("threads", 0, 0, 1024);
+  if (args.has("size")) {
+    const std::string s = args.get("size");
+    const size_t x = s.find('x');
+    if (x == std::string::npos) fail("--size", "'" + s + "' is not WxH");
+    l.width = ms::cli::parse_int(s.substr(0, x), "--size");
+    l.height = ms::cli::parse_int(s.substr(x + 1), "--size");
+    if (l.width < 640 || l.height < 480 || l.width > 8192 || l.height > 8192)
+      fail("--size", "'" + s + "' is outside 640x480..8192x8192");
+  }
+  l.screenshot = args.get("screenshot");
+  l.frames = args.get_int("frames", 3, 1, 100000);
+  l.export_dir = args.get("export-all");
+  l.bench_out = args.get("bench-latency");
+  l.drop = args.get("drop");
+  l.browse = args.get("browse");
+  l.exit_after = args.flag("exit") || !l.screenshot.empty() || !l.bench_out.empty();
+  if (!l.export_dir.empty()) options.export_dir = l.export_dir;
+  if (args.has("pin")) {
+    const std::string h = args.get("pin");
+    const size_t comma = h.find(',');
+    if (comma == std::string::npos) fail("--pin", "'" + h + "' is not R,C");
+    const int r = ms::cli::parse_int(h.substr(0, comma), "--pin"), c = ms::cli::parse_int(h.substr(comma + 1), "--pin");
+    if (r < 0 || c < 0 || r >= 1000 || c >= 1000) fail("--pin", "'" + h + "' is outside the patch grid");
+    l.pin_row = r;
+    l.pin_col = c;
+  }
+  return l;
+}
+
+// GLFW window with an OpenGL 3.3 core context and Dear ImGui on it; nullptr (after a one-line error) if none.
+GLFWwindow* open_window(const Launch& l) {
   glfwSetErrorCallback(on_glfw_error);
   if (!glfwInit()) {
     std::fprintf(stderr, "mergescope: cannot initialise GLFW (no display? try xvfb-run)\n");
-    return 1;
+    return nullptr;
   }
   glfwWindowHint(GLFW_CONTEXT_VERSION_MAJOR, 3);
   glfwWindowHint(GLFW_CONTEXT_VERSION_MINOR, 3);
   glfwWindowHint(GLFW_OPENGL_PROFILE, GLFW_OPENGL_CORE_PROFILE);
-  GLFWwindow* window = glfwCreateWindow(width, height, "mergescope", nullptr, nullptr);
+  GLFWwindow* window = glfwCreateWindow(l.width, l.height, "mergescope", nullptr, nullptr);
   if (!window) {
     std::fprintf(stderr, "mergescope: cannot create an OpenGL 3.3 window\n");
     glfwTerminate();
-    return 1;
+    return nullptr;
   }
   glfwMakeContextCurrent(window);
-  glfwSwapInterval(bench_out.empty() ? 1 : 0);
+  glfwSwapInterval(l.bench_out.empty() ? 1 : 0);
 
   IMGUI_CHECKVERSION();
   ImGui::CreateContext();
@@ -195,196 +178,191 @@ int main(int argc, char** argv) {
     }
   ImGui_ImplGlfw_InitForOpenGL(window, true);
   ImGui_ImplOpenGL3_Init("#version 330 core");
+  return window;
+}
 
-  int rc = 0;
-  {
-    std::unique_ptr<gui::App> app;
-    try {
-      app = std::make_unique<gui::App>(options);
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "mergescope: %s\n", one_line(e).c_str());
-      rc = 1;
-    }
-    g_app = app.get();
-    glfwSetDropCallback(window, on_drop);
-    if (app && !drop.empty()) app->open_path(drop);
-    if (app && !browse.empty()) {
-      app->state().browser.open = app->state().browser.listed = true;
-      app->state().request(gui::RequestKind::BrowseFolder, -1, browse);
-    }
-    const double start = now_seconds();
-    int frames_after_idle = -1;
-    bool exported = false, mapped_hover = false;
-    size_t errors_printed = 0;
-    LatencyBench bench;
-    bench.out = bench_out;
-    while (app && !glfwWindowShouldClose(window)) {
-      const double frame_start = now_seconds();
-      gui::AppState& s = app->state();
-      const bool busy = !app->idle();
-      if (exit_after || busy) glfwPollEvents();
-      else glfwWaitEventsTimeout(0.1);
-      app->update(frame_start - start);
-      if (!mapped_hover && s.model_ready && hover_row >= 0) {
-        if (hover_row < s.model.grid && hover_col < s.model.grid) {
-          s.hover.pinned = hover_row * s.model.grid + hover_col;
-          s.overlay_dirty = true;
-        }
-        else s.post(true, "--pin: patch outside the " + std::to_string(s.model.grid) + " x " + std::to_string(s.model.grid) + " grid");
-        mapped_hover = true;
-      }
-      // Errors also go to stderr, one line each, so scripted runs see them.
-      for (; errors_printed < s.messages.size(); ++errors_printed)
-        if (s.messages[errors_printed].error) std::fprintf(stderr, "mergescope: %s\n", s.messages[errors_printed].text.c_str());
-
-      const double ui_start = now_seconds();
-      ImGui_ImplOpenGL3_NewFrame();
-      ImGui_ImplGlfw_NewFrame();
-      ImGui::NewFrame();
-      gui::draw_app(s);
-      const double ui_end = now_seconds();
-
-      // --bench-latency: one scripted interaction at a time, once everything has loaded.
-      if (!bench.out.empty() && app->idle() && s.model_ready && frames_after_idle >= 2) {
-        if (bench.step < 2 * s.depth()) {
-          const double t0 = now_seconds();
-          s.set_layer(bench.step < s.depth() ? bench.step : 2 * s.depth() - 1 - bench.step);
-          s.overlay_dirty = true;
-          app->render_overlays();
-          bench.layer_ms.push_back(1000 * (now_seconds() - t0));
-          bench.layer_cpu_ms.push_back(s.last_overlay_cpu_ms);
-          ++bench.step;
-        } else if (bench.step - 2 * s.depth() < static_cast<int>(bench.methods.size())) {
-          if (bench.method_seen == 0) bench.method_seen = app->method_latencies_ms().size();
-          const int k = bench.step - 2 * s.depth();
-          s.request(gui::RequestKind::SetMethod, k % static_cast<int>(s.panes.size()), bench.methods[k]);
-          ++bench.step;
-        }
-      }
-      app->render_overlays();
-
-      ImGui::Render();
-      const double draw_start = now_seconds();
-      int fb_w = 0, fb_h = 0;
-      glfwGetFramebufferSize(window, &fb_w, &fb_h);
-      glViewport(0, 0, fb_w, fb_h);
-      glClearColor(0.08f, 0.08f, 0.09f, 1.f);
-      glClear(GL_COLOR_BUFFER_BIT);
-      ImGui_ImplOpenGL3_RenderDrawData(ImGui::GetDrawData());
-
-      const bool idle = app->idle();  // also after a failed load: the screenshot then shows the error
-      bool running = false;
-      for (const auto& p : s.panes) running |= p.running;
-      if (idle && !running) frames_after_idle = std::max(frames_after_idle, 0) + 1;
-      else if (frames_after_idle >= 0 && bench.out.empty()) frames_after_idle = 0;
-      const bool give_up = now_seconds() - start > 300;
-      if (give_up) std::fprintf(stderr, "mergescope: work did not finish within 300 s; saving what is there\n");
-
-      if (!export_dir.empty() && !exported && (frames_after_idle >= frames || give_up)) {
-        try {
-          app->export_all(export_dir);  // files are written by the worker: wait for idle below
-        } catch (const std::exception& e) {
-          std::fprintf(stderr, "mergescope: %s\n", one_line(e).c_str());
-          rc = 1;
-        }
-        exported = true;
-        frames_after_idle = 0;
-      }
-      const bool export_done = export_dir.empty() || (exported && app->idle());
-      if (!export_dir.empty() && export_done && screenshot.empty() && exit_after) {
-        // Only an export whose every file was written says so; a failed one has shown its error already.
-        if (app->export_state() == gui::App::ExportState::Done) std::printf("exported %s\n", export_dir.c_str());
-        else rc = 1;
-        glfwSetWindowShouldClose(window, 1);
-      }
-      const bool final_shot = !screenshot.empty() && export_done && (frames_after_idle >= frames || give_up);
-      if (final_shot || s.screenshot_requested) {
-        // The button saves into the export folder; --screenshot to its file, and then the app exits.
-        const std::string path = final_shot ? screenshot : s.export_dir + "/screenshot.png";
-        s.screenshot_requested = false;
-        try {
-          std::error_code ec;
-          if (!final_shot && !std::filesystem::create_directories(s.export_dir, ec) && ec)
-            fail(s.export_dir, "cannot create the export folder: " + ec.message());
-          write_png(path, read_window(fb_w, fb_h));
-          std::printf("wrote %s\n", path.c_str());
-          if (!final_shot) s.post(false, "wrote " + path);
-        } catch (const std::exception& e) {
-          // The button's screenshot fails like any request (modal, status bar, stderr on the next frame);
-          // --screenshot's is the end of a scripted run.
-          if (final_shot) {
-            std::fprintf(stderr, "mergescope: %s\n", one_line(e).c_str());
-            rc = 1;
-          } else {
-            s.post(true, one_line(e));
-          }
-        }
-        if (final_shot && exit_after) glfwSetWindowShouldClose(window, 1);
-      }
-      glfwSwapBuffers(window);
-      if (!bench.out.empty()) {
-        glFinish();
-        bench.ui_ms.push_back(1000 * (ui_end - ui_start));
-        bench.draw_ms.push_back(1000 * (now_seconds() - draw_start));
-      }
-      // At most 60 frames per second: without a vsync (Xvfb, some drivers) the loop would otherwise spin and
-      // take the cores the worker needs.
-      const double frame_ms_so_far = 1000 * (now_seconds() - frame_start);
-      if (frame_ms_so_far < 1000.0 / 60) std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(1000.0 / 60 - frame_ms_so_far));
-
-      if (!bench.out.empty()) {
-        const double ms = frame_ms_so_far;
-        (busy ? bench.busy_frames_ms : bench.idle_frames_ms).push_back(ms);
-        const bool done = bench.step >= 2 * s.depth() + static_cast<int>(bench.methods.size()) && app->idle() &&
-                          !running && s.depth() > 0;
-        if (done || give_up) {
-          const auto& latencies = app->method_latencies_ms();
-          bench.method_ms.assign(latencies.begin() + static_cast<std::ptrdiff_t>(bench.method_seen), latencies.end());
-          std::FILE* f = std::fopen(bench.out.c_str(), "w");
-          if (!f) {
-            std::fprintf(stderr, "mergescope: %s: cannot open for writing\n", bench.out.c_str());
-            rc = 1;
-          } else {
-            auto list = [&](const std::vector<double>& v) {
-              std::string t = "[";
-              for (size_t i = 0; i < v.size(); ++i) t += (i ? ", " : "") + std::to_string(v[i]);
-              return t + "]";
-            };
-            std::fprintf(f,
-                         "{\"model\": \"%s\", \"panes\": %zu, \"layer_change_ms\": {\"median\": %.3f, \"max\": %.3f, "
-                         "\"samples\": %s},\n \"method_change_ms\": {\"median\": %.1f, \"max\": %.1f, \"samples\": %s},\n"
-                         " \"frame_ms_while_working\": {\"median\": %.2f, \"p95\": %.2f, \"max\": %.2f, \"frames\": %zu},\n"
-                         " \"frame_ms_idle\": {\"median\": %.2f, \"p95\": %.2f, \"frames\": %zu},\n"
-                         " \"frame_parts_ms\": {\"imgui_cpu_median\": %.2f, \"gl_draw_and_swap_median\": %.2f},\n"
-                         " \"layer_change_overlay_inputs_cpu_ms_median\": %.3f}\n",
-                         s.model.name.c_str(), s.panes.size(), percentile(bench.layer_ms, 0.5),
-                         percentile(bench.layer_ms, 1.0), list(bench.layer_ms).c_str(), percentile(bench.method_ms, 0.5),
-                         percentile(bench.method_ms, 1.0), list(bench.method_ms).c_str(),
-                         percentile(bench.busy_frames_ms, 0.5), percentile(bench.busy_frames_ms, 0.95),
-                         percentile(bench.busy_frames_ms, 1.0), bench.busy_frames_ms.size(),
-                         percentile(bench.idle_frames_ms, 0.5), percentile(bench.idle_frames_ms, 0.95),
-                         bench.idle_frames_ms.size(), percentile(bench.ui_ms, 0.5), percentile(bench.draw_ms, 0.5),
-                         percentile(bench.layer_cpu_ms, 0.5));
-            std::fclose(f);
-            std::printf("layer change: median %.2f ms (max %.2f), method change: median %.0f ms (max %.0f), "
-                        "frame while working: median %.1f ms, p95 %.1f ms\n",
-                        percentile(bench.layer_ms, 0.5), percentile(bench.layer_ms, 1.0), percentile(bench.method_ms, 0.5),
-                        percentile(bench.method_ms, 1.0), percentile(bench.busy_frames_ms, 0.5),
-                        percentile(bench.busy_frames_ms, 0.95));
-          }
-          glfwSetWindowShouldClose(window, 1);
-        }
-      }
-    }
-    if (app && exit_after && rc == 0)
-      for (const auto& m : app->state().messages)
-        if (m.error) rc = 1;
-    g_app = nullptr;
-  }
+void close_window(GLFWwindow* window) {
   ImGui_ImplOpenGL3_Shutdown();
   ImGui_ImplGlfw_Shutdown();
   ImGui::DestroyContext();
   glfwDestroyWindow(window);
   glfwTerminate();
+}
+
+// What a scripted run does at the end of a frame: --export-all once all work is done, then --screenshot (or the
+// screenshot button's request), and closing the window when the run is over. Failures set *rc to 1.
+struct ScriptedOutputs {
+  const Launch& launch;
+  bool exported = false;
+
+  void after_frame(ms::gui::App& app, GLFWwindow* window, int fb_w, int fb_h, int& frames_after_idle, bool give_up,
+                   int* rc) {
+    using namespace ms;
+    gui::AppState& s = app.state();
+    if (!launch.export_dir.empty() && !exported && (frames_after_idle >= launch.frames || give_up)) {
+      try {
+        app.export_all(launch.export_dir);  // files are written by the worker: wait for idle below
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "mergescope: %s\n", one_line(e).c_str());
+        *rc = 1;
+      }
+      exported = true;
+      frames_after_idle = 0;
+    }
+    const bool export_done = launch.export_dir.empty() || (exported && app.idle());
+    if (!launch.export_dir.empty() && export_done && launch.screenshot.empty() && launch.exit_after) {
+      // Only an export whose every file was written says so; a failed one has shown its error already.
+      if (app.export_state() == gui::App::ExportState::Done) std::printf("exported %s\n", launch.export_dir.c_str());
+      else *rc = 1;
+      glfwSetWindowShouldClose(window, 1);
+    }
+    const bool final_shot =
+        !launch.screenshot.empty() && export_done && (frames_after_idle >= launch.frames || give_up);
+    if (!final_shot && !s.screenshot_requested) return;
+    // The button saves into the export folder; --screenshot to its file, and then the app exits.
+    const std::string path = final_shot ? launch.screenshot : s.export_dir + "/screenshot.png";
+    s.screenshot_requested = false;
+    try {
+      std::error_code ec;
+      if (!final_shot && !std::filesystem::create_directories(s.export_dir, ec) && ec)
+        fail(s.export_dir, "cannot create the export folder: " + ec.message());
+      write_png(path, read_window(fb_w, fb_h));
+      std::printf("wrote %s\n", path.c_str());
+      if (!final_shot) s.post(false, "wrote " + path);
+    } catch (const std::exception& e) {
+      // The button's screenshot fails like any request (modal, status bar, stderr on the next frame);
+      // --screenshot's is the end of a scripted run.
+      if (final_shot) {
+        std::fprintf(stderr, "mergescope: %s\n", one_line(e).c_str());
+        *rc = 1;
+      } else {
+        s.post(true, one_line(e));
+      }
+    }
+    if (final_shot && launch.exit_after) glfwSetWindowShouldClose(window, 1);
+  }
+};
+
+// The frame loop until the window closes; returns the exit status.
+int run_frames(ms::gui::App& app, GLFWwindow* window, const Launch& launch) {
+  using namespace ms;
+  int rc = 0;
+  const double start = now_seconds();
+  int frames_after_idle = -1;
+  bool mapped_pin = false;
+  size_t errors_printed = 0;
+  gui::LatencyBench bench(launch.bench_out);
+  ScriptedOutputs outputs{launch};
+  while (!glfwWindowShouldClose(window)) {
+    const double frame_start = now_seconds();
+    gui::AppState& s = app.state();
+    const bool busy = !app.idle();
+    if (launch.exit_after || busy) glfwPollEvents();
+    else glfwWaitEventsTimeout(0.1);
+    app.update(frame_start - start);
+    if (!mapped_pin && s.model_ready && launch.pin_row >= 0) {
+      if (launch.pin_row < s.model.grid && launch.pin_col < s.model.grid) {
+        s.hover.pinned = launch.pin_row * s.model.grid + launch.pin_col;
+        s.overlay_dirty = true;
+      } else {
+        s.post(true, "--pin: patch outside the " + std::to_string(s.model.grid) + " x " +
+                         std::to_string(s.model.grid) + " grid");
+      }
+      mapped_pin = true;
+    }
+    // Errors also go to stderr, one line each, so scripted runs see them.
+    for (; errors_printed < s.messages.size(); ++errors_printed)
+      if (s.messages[errors_printed].error)
+        std::fprintf(stderr, "mergescope: %s\n", s.messages[errors_printed].text.c_str());
+
+    const double ui_start = now_seconds();
+    ImGui_ImplOpenGL3_NewFrame();
+    ImGui_ImplGlfw_NewFrame();
+    ImGui::NewFrame();
+    gui::draw_app(s);
+    const double ui_end = now_seconds();
+
+    bench.interact(app, s, frames_after_idle);  // --bench-latency: one scripted interaction at a time
+    app.render_overlays();
+
+    ImGui::Render();
+    const double draw_start = now_seconds();
+    int fb_w = 0, fb_h = 0;
+    glfwGetFramebufferSize(window, &fb_w, &fb_h);
+    glViewport(0, 0, fb_w, fb_h);
+    glClearColor(0.08f, 0.08f, 0.09f, 1.f);
+    glClear(GL_COLOR_BUFFER_BIT);
+    ImGui_ImplOpenGL3_RenderDrawData(ImGui::GetDrawData());
+
+    const bool idle = app.idle();  // also after a failed load: the screenshot then shows the error
+    bool running = false;
+    for (const auto& p : s.panes) running |= p.running;
+    if (idle && !running) frames_after_idle = std::max(frames_after_idle, 0) + 1;
+    else if (frames_after_idle >= 0 && !bench.active()) frames_after_idle = 0;
+    const bool give_up = now_seconds() - start > 300;
+    if (give_up) std::fprintf(stderr, "mergescope: work did not finish within 300 s; saving what is there\n");
+    outputs.after_frame(app, window, fb_w, fb_h, frames_after_idle, give_up, &rc);
+
+    glfwSwapBuffers(window);
+    const double draw_ms = bench.active() ? (glFinish(), 1000 * (now_seconds() - draw_start)) : 0;
+    // At most 60 frames per second: without a vsync (Xvfb, some drivers) the loop would otherwise spin and
+    // take the cores the worker needs.
+    const double frame_ms = 1000 * (now_seconds() - frame_start);
+    if (frame_ms < 1000.0 / 60)
+      std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(1000.0 / 60 - frame_ms));
+
+    if (bench.active()) {
+      bench.record_frame(busy, 1000 * (ui_end - ui_start), draw_ms, frame_ms);
+      if (bench.done(app, s, running) || give_up) {
+        if (!bench.write(app, s)) rc = 1;
+        glfwSetWindowShouldClose(window, 1);
+      }
+    }
+  }
+  if (launch.exit_after && rc == 0)
+    for (const auto& m : app.state().messages)
+      if (m.error) rc = 1;
+  return rc;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace ms;
+  std::vector<std::string> argv_list(argv + 1, argv + argc);
+  if (!argv_list.empty() && (argv_list[0] == "--help" || argv_list[0] == "-h")) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  Launch launch;
+  try {
+    launch = parse_launch(argv_list);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "mergescope: %s\n", one_line(e).c_str());
+    return 2;
+  }
+  GLFWwindow* window = open_window(launch);
+  if (!window) return 1;
+  int rc = 1;
+  {
+    std::unique_ptr<gui::App> app;
+    try {
+      app = std::make_unique<gui::App>(launch.app);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "mergescope: %s\n", one_line(e).c_str());
+    }
+    if (app) {
+      g_app = app.get();
+      glfwSetDropCallback(window, on_drop);
+      if (!launch.drop.empty()) app->open_path(launch.drop);
+      if (!launch.browse.empty()) {
+        app->state().browser.open = app->state().browser.listed = true;
+        app->state().request(gui::RequestKind::BrowseFolder, -1, launch.browse);
+      }
+      rc = run_frames(*app, window, launch);
+      g_app = nullptr;
+    }
+  }
+  close_window(window);
   return rc;
 }

@@ -89,9 +89,9 @@ void draw_controls(AppState& s) {
   ImGui::Spacing();
   ImGui::TextDisabled("LAYER");
   if (s.depth() > 0) {
-    int block = s.layer + 1;
+    int block = s.layer;  // 0-based, as the CLI and DESIGN.md's "after block l"
     ImGui::SetNextItemWidth(-1);
-    if (ImGui::SliderInt("##layer", &block, 1, s.depth(), "after block %d")) s.set_layer(block - 1);
+    if (ImGui::SliderInt("##layer", &block, 0, s.depth() - 1, "after block %d")) s.set_layer(block);
     ImGui::TextDisabled("Left/Right: step, Home/End: first/last");
   }
 

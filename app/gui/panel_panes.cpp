@@ -41,16 +41,16 @@ void group_tooltip(const AppState& s, const PaneResult& r, int patch) {
   const GroupInfo g = group_info(r, s.layer, patch, s.hover.pinned);
   const int grid = std::max(1, s.model.grid);
   ImGui::BeginTooltip();
-  ImGui::Text("%s  patch (%d, %d), after block %d", r.spec.c_str(), patch / grid, patch % grid, s.layer + 1);
+  ImGui::Text("%s  patch (%d, %d), after block %d", r.spec.c_str(), patch / grid, patch % grid, s.layer);
   if (g.group < 0) {
     ImGui::TextUnformatted("pruned");
   } else {
     ImGui::Text("group size: %d patch%s", g.size, g.size == 1 ? "" : "es");
-    if (g.formed_layer >= 0) ImGui::Text("formed in block %d", g.formed_layer + 1);
+    if (g.formed_layer >= 0) ImGui::Text("formed in block %d", g.formed_layer);
     else ImGui::TextUnformatted("never merged");
   }
   if (g.has_energy) ImGui::Text("energy at this block: %.4f", g.energy);
-  if (g.has_similarity) ImGui::Text("cos similarity to the pinned patch (block %d keys): %.3f", s.layer + 1, g.similarity);
+  if (g.has_similarity) ImGui::Text("cos similarity to the pinned patch (block %d keys): %.3f", s.layer, g.similarity);
   else if (s.hover.pinned < 0) ImGui::TextDisabled("click to pin this patch");
   ImGui::EndTooltip();
 }
@@ -103,7 +103,7 @@ void pane_facts(const AppState& s, const Pane& pane, const PaneResult* baseline)
   const int l = std::min<int>({s.layer, static_cast<int>(r.tokens_per_layer.size()) - 1,
                                static_cast<int>(r.trace.layers.size()) - 1});
   if (l >= 0) {
-    ImGui::Text("%d tokens after block %d", r.tokens_per_layer[l], l + 1);
+    ImGui::Text("%d tokens after block %d", r.tokens_per_layer[l], l);
     ImGui::SameLine();
     if (l < static_cast<int>(r.spectral_distance.size())) {
       if (std::isfinite(r.spectral_distance[l])) ImGui::TextDisabled(" SD %.3f", r.spectral_distance[l]);

@@ -57,7 +57,7 @@ void draw_plots(AppState& s) {
     if (ImGui::RadioButton(tabs[t], s.plot_tab == t)) s.plot_tab = t;
   }
   ImGui::SameLine();
-  ImGui::TextDisabled("   after block %d - right-click a plot to export it (SVG, PNG, CSV)", s.layer + 1);
+  ImGui::TextDisabled("   after block %d - right-click a plot to export it (SVG, PNG, PDF, CSV)", s.layer);
   const ImVec2 avail = ImGui::GetContentRegionAvail();
   const float half = (avail.x - ImGui::GetStyle().ItemSpacing.x) / 2;
   switch (s.plot_tab) {

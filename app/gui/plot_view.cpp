@@ -4,55 +4,30 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cfloat>
 #include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <optional>
+#include <unordered_map>
 
 namespace ms::gui {
 namespace {
 
-// Paper colours of the export, so the screen shows what the SVG/PNG will.
+// Paper colours of the export, so the screen shows what the SVG/PNG/PDF will.
 constexpr ImU32 kPaper = IM_COL32(255, 255, 255, 255);
 constexpr ImU32 kInk = IM_COL32(34, 34, 34, 255);
-constexpr ImU32 kGrid = IM_COL32(0, 0, 0, 30);
 constexpr ImU32 kMissing = IM_COL32(128, 128, 128, 255);
-constexpr float kPad = 6, kTickLen = 4, kLineWidth = 2, kMarkerRadius = 3.5f;
+constexpr float kPad = 6, kTickLen = 4;
 constexpr float kHoverRadius = 24;  // farther than this from every point and bar: no read-out
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-bool parse_color(const std::string& s, ImU32* out) {
-  if (s.empty() || s[0] != '#' || (s.size() != 7 && s.size() != 4)) return false;
-  int v[6];
-  for (size_t i = 1; i < s.size(); ++i)
-    if ((v[i - 1] = hex_digit(s[i])) < 0) return false;
-  if (s.size() == 4)
-    *out = IM_COL32(v[0] * 17, v[1] * 17, v[2] * 17, 255);
-  else
-    *out = IM_COL32(v[0] * 16 + v[1], v[2] * 16 + v[3], v[4] * 16 + v[5], 255);
-  return true;
-}
-
-// A colour that does not parse falls back to the palette, as the export would refuse it.
-ImU32 palette_color(const std::string& color, size_t index) {
-  const auto& palette = method_palette();
-  ImU32 c = kInk;
-  if (parse_color(color, &c)) return c;
-  parse_color(palette[index % palette.size()], &c);
-  return c;
-}
-
-ImU32 with_alpha(ImU32 c, float alpha) {
-  return (c & ~IM_COL32_A_MASK) | (static_cast<ImU32>(std::clamp(alpha, 0.f, 1.f) * 255.f + 0.5f) << IM_COL32_A_SHIFT);
+ImU32 color_u32(const Rgba& c) {
+  auto byte = [](double v) { return static_cast<int>(std::lround(std::clamp(v, 0.0, 1.0) * 255)); };
+  return IM_COL32(byte(c.r), byte(c.g), byte(c.b), byte(c.a));
 }
 
 struct Range {
@@ -65,17 +40,6 @@ struct Range {
   bool empty() const { return !(lo <= hi); }
 };
 
-Range padded(Range r, double frac) {
-  if (r.empty()) return r;
-  const double span = r.hi - r.lo;
-  if (span <= 0) {
-    const double d = r.lo != 0 ? std::fabs(r.lo) * 0.1 : 1;
-    return {r.lo - d, r.hi + d};
-  }
-  return {r.lo - frac * span, r.hi + frac * span};
-}
-
-double axis_y(double y, bool log) { return log ? (y > 0 ? std::log10(y) : std::nan("")) : y; }
 size_t point_count(const Series& s) { return std::min(s.x.size(), s.y.size()); }
 bool has_err(const Series& s) { return !s.y_err.empty() && s.y_err.size() >= point_count(s); }
 size_t bin_count(const Histogram& h) { return h.edges.empty() ? 0 : std::min(h.counts.size(), h.edges.size() - 1); }
@@ -110,71 +74,8 @@ void text_in(ImDrawList* dl, ImVec2 pos, const std::string& s, ImU32 col, ImVec2
 }
 
 struct Ticks {
-  std::vector<double> at;  // axis units (log10 for a log axis)
+  std::vector<double> at;
   std::vector<std::string> labels;
-};
-
-// The most ticks (a 1-2-5 step from nice_ticks, inside [lo, hi]) whose labels do not collide.
-Ticks linear_ticks(double lo, double hi, float length, bool horizontal, bool log_units) {
-  const double span = hi - lo;
-  for (int n = std::clamp(static_cast<int>(length / (horizontal ? 85 : 40)), 2, 10);; --n) {
-    const double a = log_units ? std::pow(10.0, lo) : lo, b = log_units ? std::pow(10.0, hi) : hi;
-    // nice_ticks covers [lo, hi], so up to one interval on each side falls outside: ask for two more.
-    const std::vector<double> all = nice_ticks(a, b, n + 2);
-    const double step = all.size() > 1 ? all[1] - all[0] : 1;
-    Ticks t;
-    float widest = 0;
-    for (double v : all) {
-      const double u = log_units ? (v > 0 ? std::log10(v) : -kInf) : v;
-      if (u < lo - 1e-9 * span || u > hi + 1e-9 * span) continue;
-      t.at.push_back(u);
-      t.labels.push_back(format_tick(v, step));
-      widest = std::max(widest, ImGui::CalcTextSize(t.labels.back().c_str()).x);
-    }
-    double spacing = kInf;
-    for (size_t i = 1; i < t.at.size(); ++i) spacing = std::min(spacing, (t.at[i] - t.at[i - 1]) / span * length);
-    const double need = horizontal ? widest + 12 : ImGui::GetFontSize() * 1.5;
-    if (n <= 2 || spacing >= need) return t;
-  }
-}
-
-// Decades (every stride-th when there are many), or 1-2-5 within a decade when the range is short.
-Ticks log_ticks(double lo, double hi, float length) {
-  const int d0 = static_cast<int>(std::ceil(lo - 1e-9)), d1 = static_cast<int>(std::floor(hi + 1e-9));
-  const int max_n = std::clamp(static_cast<int>(length / 40), 2, 10);
-  Ticks t;
-  if (d1 - d0 >= 1) {
-    const int stride = std::max(1, (d1 - d0 + max_n - 1) / max_n);
-    for (int d = d0; d <= d1; d += stride) t.at.push_back(d);
-  } else {
-    for (int d = d0 - 1; d <= d1; ++d)
-      for (double m : {1.0, 2.0, 5.0}) {
-        const double u = std::log10(m) + d;
-        if (u >= lo - 1e-9 && u <= hi + 1e-9) t.at.push_back(u);
-      }
-  }
-  if (t.at.size() < 2) return linear_ticks(lo, hi, length, false, true);
-  for (double u : t.at) {
-    const double v = std::pow(10.0, u);
-    t.labels.push_back(format_tick(v, v));
-  }
-  return t;
-}
-
-struct LegendEntry {
-  std::string label;
-  ImU32 color;
-  bool histogram, dashed;
-};
-
-// Everything draw_figure needs besides the data: the layout plus ticks and legend placement.
-struct Scene {
-  PlotLayout layout;
-  bool too_small = false;
-  Ticks x_ticks, y_ticks;
-  std::vector<LegendEntry> legend;
-  ImVec2 legend_min, legend_max;
-  float title_y = 0, y_label_y = 0, x_label_y = 0;
 };
 
 double clamp_coord(double v) { return std::clamp(v, -1e6, 1e6); }
@@ -204,25 +105,6 @@ bool clip_segment(double& ax, double& ay, double& bx, double& by, ImVec2 mn, ImV
 }
 
 bool inside(ImVec2 p, ImVec2 mn, ImVec2 mx) { return p.x >= mn.x && p.x <= mx.x && p.y >= mn.y && p.y <= mx.y; }
-
-// Screen polylines of a series, clipped to the axes, split at non-finite points.
-std::vector<std::vector<ImVec2>> series_runs(const Series& s, const PlotLayout& L) {
-  std::vector<std::vector<ImVec2>> runs;
-  bool open = false;
-  for (size_t j = 1; j < point_count(s); ++j) {
-    const ImVec2 a = L.to_screen(s.x[j - 1], s.y[j - 1]), b = L.to_screen(s.x[j], s.y[j]);
-    double ax = a.x, ay = a.y, bx = b.x, by = b.y;
-    if (!std::isfinite(ax + ay + bx + by) || !clip_segment(ax, ay, bx, by, L.area_min, L.area_max)) {
-      open = false;
-      continue;
-    }
-    const ImVec2 ca(static_cast<float>(ax), static_cast<float>(ay)), cb(static_cast<float>(bx), static_cast<float>(by));
-    if (!open || runs.back().back().x != ca.x || runs.back().back().y != ca.y) runs.push_back({ca});
-    runs.back().push_back(cb);
-    open = true;
-  }
-  return runs;
-}
 
 // Clockwise convex polygon clipped to the rectangle (Sutherland-Hodgman, one edge at a time).
 std::vector<ImVec2> clip_polygon(std::vector<ImVec2> poly, ImVec2 mn, ImVec2 mx) {
@@ -254,185 +136,10 @@ std::vector<ImVec2> clip_polygon(std::vector<ImVec2> poly, ImVec2 mn, ImVec2 mx)
   return poly;
 }
 
-// Whether data would show under a legend box at [mn, mx].
-bool legend_covers_data(const Figure& fig, const PlotLayout& L, ImVec2 mn, ImVec2 mx) {
-  for (const Series& s : fig.lines) {
-    for (size_t j = 0; j < point_count(s); ++j)
-      if (inside(L.to_screen(s.x[j], s.y[j]), mn, mx)) return true;
-    for (const auto& run : series_runs(s, L))
-      for (size_t j = 1; j < run.size(); ++j) {
-        double ax = run[j - 1].x, ay = run[j - 1].y, bx = run[j].x, by = run[j].y;
-        if (clip_segment(ax, ay, bx, by, mn, mx)) return true;
-      }
-  }
-  for (const Histogram& h : fig.histograms)
-    for (size_t j = 0; j < bin_count(h); ++j) {
-      const ImVec2 top_left = L.to_screen(h.edges[j], h.counts[j]), right = L.to_screen(h.edges[j + 1], 0);
-      if (h.counts[j] > 0 && top_left.x < mx.x && right.x > mn.x && top_left.y < mx.y) return true;
-    }
-  return false;
-}
-
-Scene build_scene(const Figure& fig, ImVec2 top_left, ImVec2 size, bool legend_outside) {
-  Scene sc;
-  PlotLayout& L = sc.layout;
-  L.frame_min = top_left;
-  L.frame_max = ImVec2(top_left.x + size.x, top_left.y + size.y);
-  L.log_y = fig.log_y;
-
-  // Data ranges as analysis/plot takes them: series padded, histograms from zero.
-  Range xs, ys, xh, yh;
-  for (const Series& s : fig.lines)
-    for (size_t j = 0; j < point_count(s); ++j) {
-      const double y = axis_y(s.y[j], fig.log_y);
-      if (!std::isfinite(s.x[j]) || !std::isfinite(y)) continue;
-      xs.add(s.x[j]);
-      ys.add(y);
-      if (has_err(s) && std::isfinite(s.y_err[j])) {
-        ys.add(axis_y(s.y[j] + std::fabs(s.y_err[j]), fig.log_y));
-        ys.add(axis_y(s.y[j] - std::fabs(s.y_err[j]), fig.log_y));
-      }
-    }
-  for (const Histogram& h : fig.histograms)
-    for (size_t j = 0; j < bin_count(h); ++j) {
-      xh.add(h.edges[j]);
-      xh.add(h.edges[j + 1]);
-      yh.add(axis_y(h.counts[j], fig.log_y));
-    }
-  Range xr = padded(xs, 0.03), yr = padded(ys, 0.05);
-  xr.add(xh.lo);
-  xr.add(xh.hi);
-  if (!yh.empty()) {
-    Range h = yh;
-    if (fig.log_y) {
-      h = padded(h, 0.05);
-    } else {
-      h.add(0);
-      h.hi += 0.05 * (h.hi - h.lo);
-      if (h.hi <= 0) h.hi = 1;
-    }
-    yr.add(h.lo);
-    yr.add(h.hi);
-  } else if (!xh.empty() && yr.empty()) {
-    yr = {0, 1};  // every count is zero on a log axis
-  }
-  L.empty = xr.empty() || yr.empty();
-  auto fix = [](Range r, std::optional<double> lo, std::optional<double> hi, bool log) {
-    if (lo && std::isfinite(axis_y(*lo, log))) r.lo = axis_y(*lo, log);
-    if (hi && std::isfinite(axis_y(*hi, log))) r.hi = axis_y(*hi, log);
-    if (!(r.lo < r.hi)) {
-      const double d = log ? 1 : std::max(1.0, std::fabs(r.lo) * 0.1);
-      if (lo)
-        r.hi = r.lo + d;
-      else
-        r.lo = r.hi - d;
-    }
-    return r;
-  };
-  if (!L.empty) {
-    xr = fix(xr, fig.x_min, fig.x_max, false);
-    yr = fix(yr, fig.y_min, fig.y_max, fig.log_y);
-    L.x_lo = xr.lo, L.x_hi = xr.hi, L.y_lo = yr.lo, L.y_hi = yr.hi;
-  }
-
-  for (size_t i = 0; i < fig.histograms.size(); ++i)
-    if (!fig.histograms[i].label.empty())
-      sc.legend.push_back(
-          {fig.histograms[i].label, palette_color(fig.histograms[i].color, fig.lines.size() + i), true, false});
-  for (size_t i = 0; i < fig.lines.size(); ++i)
-    if (!fig.lines[i].label.empty())
-      sc.legend.push_back({fig.lines[i].label, palette_color(fig.lines[i].color, i), false, fig.lines[i].dashed});
-  if (fig.legend == LegendPlacement::Hidden) sc.legend.clear();
-
-  const float font = ImGui::GetFontSize();
-  float top = L.frame_min.y + kPad;
-  sc.title_y = top;
-  if (!fig.title.empty()) top += font + 4;
-  sc.y_label_y = top;
-  if (!fig.y_label.empty()) top += font + 2;
-  top += font * 0.5f;  // half of the top tick label
-  const float bottom = L.frame_max.y - kPad - (fig.x_label.empty() ? 0 : font + 4) - font - kTickLen - 2;
-  sc.x_label_y = L.frame_max.y - kPad - font;
-
-  float legend_w = 0, legend_h = 0, widest = 0;
-  for (const auto& e : sc.legend) widest = std::max(widest, ImGui::CalcTextSize(e.label.c_str()).x);
-  if (!sc.legend.empty()) {
-    legend_w = std::min(6 + 20 + 6 + widest + 6, std::max(40.f, size.x * 0.4f));
-    legend_h = 8 + sc.legend.size() * (font + 4);
-  }
-
-  if (L.empty || bottom - top < 16) {
-    L.empty = true;
-    sc.too_small = bottom - top < 16;
-    L.area_min = ImVec2(L.frame_min.x + kPad, top);
-    L.area_max = ImVec2(L.frame_max.x - kPad, std::max(top, bottom));
-    return sc;
-  }
-  sc.y_ticks =
-      fig.log_y ? log_ticks(L.y_lo, L.y_hi, bottom - top) : linear_ticks(L.y_lo, L.y_hi, bottom - top, false, false);
-  float label_w = 0;
-  for (const auto& l : sc.y_ticks.labels) label_w = std::max(label_w, ImGui::CalcTextSize(l.c_str()).x);
-  const float left = L.frame_min.x + kPad + label_w + kTickLen + 4;
-  // Twice the pad on the right: the hover ring around a point on the edge stays inside the frame.
-  const float right = L.frame_max.x - 2 * kPad - (legend_outside ? legend_w : 0);
-  if (right - left < 16) {
-    L.empty = sc.too_small = true;
-    return sc;
-  }
-  L.area_min = ImVec2(std::round(left), std::round(top));
-  L.area_max = ImVec2(std::round(right), std::round(bottom));
-  sc.x_ticks = linear_ticks(L.x_lo, L.x_hi, right - left, true, false);
-
-  legend_h = std::min(legend_h, L.area_max.y - L.area_min.y - 12);
-  if (legend_h < font + 8) sc.legend.clear();
-  if (!sc.legend.empty()) {
-    // Corners clear of data, as analysis/plot's Auto does; outside on the right when none is.
-    const float m = 6;
-    const ImVec2 corners[4] = {{L.area_max.x - m - legend_w, L.area_min.y + m},
-                               {L.area_min.x + m, L.area_min.y + m},
-                               {L.area_max.x - m - legend_w, L.area_max.y - m - legend_h},
-                               {L.area_min.x + m, L.area_max.y - m - legend_h}};
-    int pick = 0;
-    switch (fig.legend) {
-      case LegendPlacement::TopLeft:
-        pick = 1;
-        break;
-      case LegendPlacement::BottomRight:
-        pick = 2;
-        break;
-      case LegendPlacement::BottomLeft:
-        pick = 3;
-        break;
-      case LegendPlacement::Auto:
-        pick = -1;
-        for (int c = 0; c < 4 && pick < 0; ++c)
-          if (!legend_covers_data(fig, L, corners[c], ImVec2(corners[c].x + legend_w, corners[c].y + legend_h)))
-            pick = c;
-        break;
-      default:
-        break;
-    }
-    if (legend_outside) {
-      sc.legend_min = ImVec2(L.area_max.x + kPad, L.area_min.y);
-    } else if (pick < 0) {
-      sc.legend_min = corners[0];
-      if (size.x > 3 * legend_w) return build_scene(fig, top_left, size, true);
-    } else {
-      sc.legend_min = corners[pick];
-    }
-    sc.legend_max = ImVec2(sc.legend_min.x + legend_w, sc.legend_min.y + legend_h);
-  }
-  return sc;
-}
-
-Scene scene_for(const Figure& fig, ImVec2 top_left, ImVec2 size) {
-  const bool outside = fig.legend == LegendPlacement::OutsideRight;
-  return build_scene(fig, top_left, size, outside && size.x > 300);
-}
-
-void draw_dashed(ImDrawList* dl, const std::vector<ImVec2>& run, ImU32 col) {
-  const float on = 7, off = 4;
-  float phase = 0;  // distance into the current on+off period, carried across vertices
+// A line of the layout's dash pattern (6 on, 6 off), the phase carried across vertices as in SVG and Cairo.
+void draw_dashed(ImDrawList* dl, const std::vector<ImVec2>& run, ImU32 col, float width, float offset) {
+  const float on = 6, off = 6;
+  float phase = std::fmod(offset, on + off);
   for (size_t j = 1; j < run.size(); ++j) {
     const ImVec2 a = run[j - 1], b = run[j];
     const float len = std::hypot(b.x - a.x, b.y - a.y);
@@ -443,13 +150,154 @@ void draw_dashed(ImDrawList* dl, const std::vector<ImVec2>& run, ImU32 col) {
       if (drawing && len > 0) {
         const float t0 = s / len, t1 = (s + step) / len;
         dl->AddLine(ImVec2(a.x + t0 * (b.x - a.x), a.y + t0 * (b.y - a.y)),
-                    ImVec2(a.x + t1 * (b.x - a.x), a.y + t1 * (b.y - a.y)), col, kLineWidth);
+                    ImVec2(a.x + t1 * (b.x - a.x), a.y + t1 * (b.y - a.y)), col, width);
       }
       s += step;
       phase = std::fmod(phase + step, on + off);
     }
   }
 }
+
+// The layout drawn with ImDrawList at `origin` (the figure's top left on screen). Data is clipped by geometry,
+// not by a clip rectangle, so no vertex leaves the plot area; text is clipped to the frame.
+class ImDrawPainter final : public PlotPainter {
+ public:
+  ImDrawPainter(ImDrawList* dl, ImVec2 frame_min, ImVec2 frame_max, PlotDrawing* record)
+      : dl_(dl), o_(frame_min), frame_max_(frame_max), record_(record) {}
+
+  void clip(const Box* area) override {
+    clipping_ = area != nullptr;
+    if (area) clip_min_ = at(Point{area->left, area->top}), clip_max_ = at(Point{area->right, area->bottom});
+  }
+
+  void line(Point a, Point b, const Stroke& s, const char* role) override {
+    ImVec2 p = at(a), q = at(b);
+    if (record_) record_->lines.push_back({role, p, q});
+    if (s.crisp && p.x == q.x) p.x = q.x = snapped(p.x, s.width);
+    if (s.crisp && p.y == q.y) p.y = q.y = snapped(p.y, s.width);
+    stroke({p, q}, s);
+  }
+
+  void path(const std::vector<std::vector<Point>>& runs, const Stroke& s, const char*) override {
+    for (const auto& run : runs) {
+      if (run.size() == 1) {
+        const ImVec2 p = at(run[0]);
+        if (!clipping_ || inside(p, clip_min_, clip_max_))
+          dl_->AddCircleFilled(p, static_cast<float>(s.width) / 2, color_u32(s.color), 12);
+        continue;
+      }
+      std::vector<ImVec2> piece;
+      for (size_t k = 1; k < run.size(); ++k) {
+        const ImVec2 a = at(run[k - 1]), b = at(run[k]);
+        double ax = a.x, ay = a.y, bx = b.x, by = b.y;
+        if (clipping_ && !clip_segment(ax, ay, bx, by, clip_min_, clip_max_)) {
+          stroke(piece, s);
+          piece.clear();
+          continue;
+        }
+        const ImVec2 ca(static_cast<float>(ax), static_cast<float>(ay)),
+            cb(static_cast<float>(bx), static_cast<float>(by));
+        if (piece.empty() || piece.back().x != ca.x || piece.back().y != ca.y) {
+          stroke(piece, s);
+          piece = {ca};
+        }
+        piece.push_back(cb);
+      }
+      stroke(piece, s);
+    }
+  }
+
+  void band(const Band& b, const Rgba& fill) override {
+    // ImGui fills convex polygons only: one quad per segment, each clipped.
+    for (size_t k = 0; k + 1 < b.upper.size(); ++k) {
+      std::vector<ImVec2> quad = {at(b.upper[k]), at(b.upper[k + 1]), at(b.lower[k + 1]), at(b.lower[k])};
+      if (clipping_) quad = clip_polygon(quad, clip_min_, clip_max_);
+      if (quad.size() >= 3) dl_->AddConvexPolyFilled(quad.data(), static_cast<int>(quad.size()), color_u32(fill));
+    }
+  }
+
+  void bars(const std::vector<Box>& boxes, const Rgba& fill) override {
+    for (const Box& r : boxes) {
+      ImVec2 mn = at(Point{r.left, r.top}), mx = at(Point{r.right, r.bottom});
+      if (clipping_) mn = clamped(mn), mx = clamped(mx);
+      if (mx.x > mn.x && mx.y > mn.y) dl_->AddRectFilled(mn, mx, color_u32(fill));
+    }
+  }
+
+  void rect(const Box& r, const Rgba* fill, const Stroke* edge, const char* role) override {
+    const ImVec2 mn = at(Point{r.left, r.top}), mx = at(Point{r.right, r.bottom});
+    if (record_) record_->rects.push_back({role, mn, mx});
+    if (fill) dl_->AddRectFilled(mn, mx, color_u32(*fill));
+    // AddRect strokes half a pixel inside its corners: from there, the edges fall where Cairo snaps them.
+    if (edge)
+      dl_->AddRect(ImVec2(std::floor(mn.x), std::floor(mn.y)), ImVec2(std::floor(mx.x) + 1, std::floor(mx.y) + 1),
+                   color_u32(edge->color), 0, 0, static_cast<float>(edge->width));
+  }
+
+  void marker(Point c, double radius, const Rgba& fill, const Stroke& edge) override {
+    const ImVec2 p = at(c);
+    if (clipping_ && !inside(p, clip_min_, clip_max_)) return;
+    dl_->AddCircleFilled(p, static_cast<float>(radius), color_u32(fill), 12);
+    dl_->AddCircle(p, static_cast<float>(radius), color_u32(edge.color), 12, static_cast<float>(edge.width));
+  }
+
+  void text(const TextItem& t) override {
+    if (t.text.empty()) return;
+    const ImVec2 pivot = at(t.at);
+    if (record_) record_->texts.push_back({t.role, t.text, pivot, t.anchor, t.rotated, static_cast<float>(t.size)});
+    // The app's font at the layout's size, placed by the same anchor on the same baseline.
+    ImFont* font = ImGui::GetFont();
+    const float size = static_cast<float>(t.size);
+    const float width = font->CalcTextSizeA(size, FLT_MAX, 0, t.text.c_str()).x;
+    const float shift = t.anchor == TextAnchor::Start ? 0 : t.anchor == TextAnchor::Middle ? width / 2 : width;
+    const ImVec2 top_left(pivot.x - shift, pivot.y - font->Ascent * size / font->FontSize);
+    const ImU32 col = color_u32(t.color);
+    if (!t.rotated) {
+      const ImVec4 clip(o_.x, o_.y, frame_max_.x, frame_max_.y);
+      dl_->AddText(font, size, top_left, col, t.text.c_str(), nullptr, 0, &clip);
+      return;
+    }
+    // ImGui cannot rotate text: lay it out level through the pivot, clipped to the frame's pre-image, then
+    // turn its vertices 90° counter-clockwise about the pivot.
+    const ImVec4 pre(pivot.x + pivot.y - frame_max_.y, pivot.y + o_.x - pivot.x, pivot.x + pivot.y - o_.y,
+                     pivot.y + frame_max_.x - pivot.x);
+    dl_->PushClipRect(ImVec2(std::min(pre.x, o_.x), std::min(pre.y, o_.y)),
+                      ImVec2(std::max(pre.z, frame_max_.x), std::max(pre.w, frame_max_.y)), false);
+    const int first = dl_->VtxBuffer.Size;
+    dl_->AddText(font, size, top_left, col, t.text.c_str(), nullptr, 0, &pre);
+    for (int i = first; i < dl_->VtxBuffer.Size; ++i) {
+      ImVec2& v = dl_->VtxBuffer[i].pos;
+      v = ImVec2(pivot.x + (v.y - pivot.y), pivot.y - (v.x - pivot.x));
+    }
+    dl_->PopClipRect();
+  }
+
+ private:
+  ImVec2 at(Point p) const {
+    return ImVec2(static_cast<float>(o_.x + clamp_coord(p.x)), static_cast<float>(o_.y + clamp_coord(p.y)));
+  }
+  ImVec2 clamped(ImVec2 p) const {
+    return ImVec2(std::clamp(p.x, clip_min_.x, clip_max_.x), std::clamp(p.y, clip_min_.y, clip_max_.y));
+  }
+  // A rule of odd width on a pixel centre, of even width on a pixel edge: crisp, as Cairo draws it.
+  static float snapped(float v, double width) { return std::lround(width) % 2 ? std::floor(v) + 0.5f : std::round(v); }
+
+  void stroke(const std::vector<ImVec2>& pts, const Stroke& s) {
+    if (pts.size() < 2) return;
+    const ImU32 col = color_u32(s.color);
+    const float width = static_cast<float>(s.width);
+    if (s.dashed)
+      draw_dashed(dl_, pts, col, width, static_cast<float>(s.dash_offset));
+    else
+      dl_->AddPolyline(pts.data(), static_cast<int>(pts.size()), col, ImDrawFlags_None, width);
+  }
+
+  ImDrawList* dl_;
+  ImVec2 o_, frame_max_;
+  PlotDrawing* record_;
+  bool clipping_ = false;
+  ImVec2 clip_min_, clip_max_;
+};
 
 // Bar j of h on screen, clamped to the axes; false when it has no height there.
 bool bar_rect(const Histogram& h, size_t j, const PlotLayout& L, ImVec2* mn, ImVec2* mx) {
@@ -459,119 +307,6 @@ bool bar_rect(const Histogram& h, size_t j, const PlotLayout& L, ImVec2* mn, ImV
   *mn = ImVec2(std::clamp(a.x, L.area_min.x, L.area_max.x), std::clamp(a.y, L.area_min.y, L.area_max.y));
   *mx = ImVec2(std::clamp(b.x, L.area_min.x, L.area_max.x), std::clamp(b.y, L.area_min.y, L.area_max.y));
   return mx->x > mn->x && mx->y >= mn->y;
-}
-
-void draw_data(ImDrawList* dl, const Figure& fig, const PlotLayout& L) {
-  for (size_t i = 0; i < fig.histograms.size(); ++i) {
-    const Histogram& h = fig.histograms[i];
-    const ImU32 col = palette_color(h.color, fig.lines.size() + i);
-    for (size_t j = 0; j < bin_count(h); ++j) {
-      ImVec2 mn, mx;
-      if (!bar_rect(h, j, L, &mn, &mx) || mx.y - mn.y < 0.5f) continue;
-      dl->AddRectFilled(mn, mx, with_alpha(col, 0.45f));
-      dl->AddRect(mn, mx, with_alpha(col, 0.9f));
-    }
-  }
-  for (size_t i = 0; i < fig.lines.size(); ++i) {
-    const Series& s = fig.lines[i];
-    const ImU32 col = palette_color(s.color, i);
-    const size_t n = point_count(s);
-    if (has_err(s)) {
-      auto band = [&](size_t j, double sign) {
-        double y = s.y[j] + sign * std::fabs(s.y_err[j]);
-        if (L.log_y && !(y > 0)) y = std::pow(10.0, L.y_lo);  // the lower edge runs off a log axis
-        return L.to_screen(s.x[j], y);
-      };
-      for (size_t j = 0; j < n; ++j) {
-        if (!std::isfinite(s.y_err[j])) continue;
-        const bool next = j + 1 < n && std::isfinite(s.y_err[j + 1]);
-        const bool prev = j > 0 && std::isfinite(s.y_err[j - 1]);
-        if (next) {
-          std::vector<ImVec2> quad = {band(j, 1), band(j + 1, 1), band(j + 1, -1), band(j, -1)};
-          bool finite = true;
-          for (auto& p : quad) {
-            finite = finite && std::isfinite(p.x + p.y);
-            p = ImVec2(static_cast<float>(clamp_coord(p.x)), static_cast<float>(clamp_coord(p.y)));
-          }
-          quad = finite ? clip_polygon(quad, L.area_min, L.area_max) : std::vector<ImVec2>{};
-          if (quad.size() >= 3)
-            dl->AddConvexPolyFilled(quad.data(), static_cast<int>(quad.size()), with_alpha(col, 0.2f));
-        } else if (!prev) {  // an isolated point: an error bar instead of a band
-          double ax = band(j, 1).x, ay = band(j, 1).y, bx = band(j, -1).x, by = band(j, -1).y;
-          if (std::isfinite(ax + ay + bx + by) && clip_segment(ax, ay, bx, by, L.area_min, L.area_max))
-            dl->AddLine(ImVec2(ax, ay), ImVec2(bx, by), with_alpha(col, 0.6f), kLineWidth);
-        }
-      }
-    }
-    for (const auto& run : series_runs(s, L)) {
-      if (s.dashed)
-        draw_dashed(dl, run, col);
-      else
-        dl->AddPolyline(run.data(), static_cast<int>(run.size()), col, 0, kLineWidth);
-    }
-    for (size_t j = 0; j < n; ++j) {
-      const ImVec2 p = L.to_screen(s.x[j], s.y[j]);
-      if (!std::isfinite(p.x + p.y) || !inside(p, L.area_min, L.area_max)) continue;
-      // Without markers a point with no finite neighbour would be invisible.
-      const bool isolated = (j == 0 || !std::isfinite(L.to_screen(s.x[j - 1], s.y[j - 1]).y)) &&
-                            (j + 1 >= n || !std::isfinite(L.to_screen(s.x[j + 1], s.y[j + 1]).y));
-      if (!s.markers && !isolated) continue;
-      dl->AddCircleFilled(p, kMarkerRadius, col, 12);
-      dl->AddCircle(p, kMarkerRadius + 0.5f, kPaper, 12, 1);  // the export's white rim, so markers separate
-    }
-  }
-}
-
-void draw_axes(ImDrawList* dl, const Figure& fig, const Scene& sc) {
-  const PlotLayout& L = sc.layout;
-  const float font = ImGui::GetFontSize();
-  for (size_t k = 0; k < sc.y_ticks.at.size(); ++k) {
-    const float y = std::round(L.to_screen(L.x_lo, L.log_y ? std::pow(10.0, sc.y_ticks.at[k]) : sc.y_ticks.at[k]).y);
-    if (!(y >= L.area_min.y - 0.5f && y <= L.area_max.y + 0.5f)) continue;
-    dl->AddLine(ImVec2(L.area_min.x, y), ImVec2(L.area_max.x, y), kGrid);
-    dl->AddLine(ImVec2(L.area_min.x - kTickLen, y), ImVec2(L.area_min.x, y), kInk);
-    const std::string& t = sc.y_ticks.labels[k];
-    const float w = ImGui::CalcTextSize(t.c_str()).x;
-    text_in(dl, ImVec2(L.area_min.x - kTickLen - 3 - w, y - font * 0.5f), t, kInk, L.frame_min, L.frame_max);
-  }
-  for (size_t k = 0; k < sc.x_ticks.at.size(); ++k) {
-    const float x = std::round(L.to_screen(sc.x_ticks.at[k], L.log_y ? 1.0 : 0.0).x);
-    if (!(x >= L.area_min.x - 0.5f && x <= L.area_max.x + 0.5f)) continue;
-    dl->AddLine(ImVec2(x, L.area_min.y), ImVec2(x, L.area_max.y), kGrid);
-    dl->AddLine(ImVec2(x, L.area_max.y), ImVec2(x, L.area_max.y + kTickLen), kInk);
-    const std::string& t = sc.x_ticks.labels[k];
-    const float w = ImGui::CalcTextSize(t.c_str()).x;
-    text_in(dl, ImVec2(x - w * 0.5f, L.area_max.y + kTickLen + 2), t, kInk, L.frame_min, L.frame_max);
-  }
-  if (!fig.x_label.empty()) {
-    const float w = ImGui::CalcTextSize(fig.x_label.c_str()).x;
-    text_in(dl, ImVec2((L.area_min.x + L.area_max.x - w) * 0.5f, sc.x_label_y), fig.x_label, kInk, L.frame_min,
-            L.frame_max);
-  }
-  // ImGui cannot rotate text: the y label reads horizontally above the axis.
-  if (!fig.y_label.empty())
-    text_in(dl, ImVec2(L.frame_min.x + kPad, sc.y_label_y), fig.y_label, kInk, L.frame_min, L.frame_max);
-}
-
-void draw_legend(ImDrawList* dl, const Scene& sc) {
-  if (sc.legend.empty()) return;
-  const float font = ImGui::GetFontSize();
-  dl->AddRectFilled(sc.legend_min, sc.legend_max, IM_COL32(255, 255, 255, 225));
-  dl->AddRect(sc.legend_min, sc.legend_max, IM_COL32(0, 0, 0, 60));
-  float y = sc.legend_min.y + 4;
-  for (const auto& e : sc.legend) {
-    if (y + font > sc.legend_max.y) break;  // rows beyond a legend taller than the axes are left out
-    const float x = sc.legend_min.x + 6, mid = y + font * 0.5f;
-    if (e.histogram)
-      dl->AddRectFilled(ImVec2(x + 4, y + 1), ImVec2(x + 16, y + font - 1), with_alpha(e.color, 0.6f));
-    else if (e.dashed)
-      draw_dashed(dl, {ImVec2(x, mid), ImVec2(x + 20, mid)}, e.color);
-    else
-      dl->AddLine(ImVec2(x, mid), ImVec2(x + 20, mid), e.color, kLineWidth);
-    text_in(dl, ImVec2(x + 26, y), e.label, kInk, ImVec2(x + 26, sc.legend_min.y),
-            ImVec2(sc.legend_max.x - 4, sc.legend_max.y));
-    y += font + 4;
-  }
 }
 
 // Nearest line point (or bar under / near the mouse) within kHoverRadius pixels.
@@ -616,11 +351,12 @@ PlotHover find_hover(const Figure& fig, const PlotLayout& L, ImVec2 mouse) {
   return best;
 }
 
+// Whole pixels: the layout on screen and the export at the shown size (integer width and height) agree.
 ImVec2 resolve_size(ImVec2 size) {
   const ImVec2 avail = ImGui::GetContentRegionAvail();
   if (size.x <= 0) size.x = std::max(1.f, avail.x + size.x);
   if (size.y <= 0) size.y = std::max(1.f, avail.y + size.y);
-  return size;
+  return ImVec2(std::max(1.f, std::round(size.x)), std::max(1.f, std::round(size.y)));
 }
 
 std::string csv_number(double v) {
@@ -656,51 +392,139 @@ Ticks colorbar_ticks(float vmin, float vmax) {
   return t;
 }
 
+// A figure's layout at a size, or why there is none.
+struct Laid {
+  ms::FigureLayout plot;
+  std::string error;
+};
+
+Laid lay_out(const Figure& fig, ImVec2 size) {
+  Laid laid;
+  if (size.x < 64 || size.y < 48) {
+    laid.error = "too small";
+    return laid;
+  }
+  try {
+    laid.plot = figure_layout(fig, size.x, size.y);
+  } catch (const std::exception& e) {
+    laid.error = one_line(e);
+  }
+  return laid;
+}
+
+// FNV-1a over everything figure_layout reads.
+struct Hash {
+  uint64_t h = 1469598103934665603ull;
+  void bytes(const void* p, size_t n) {
+    for (size_t i = 0; i < n; ++i) h = (h ^ static_cast<const unsigned char*>(p)[i]) * 1099511628211ull;
+  }
+  template <class T>
+  void add(const T& v) {
+    bytes(&v, sizeof v);
+  }
+  void add(const std::string& s) { add(s.size()), bytes(s.data(), s.size()); }
+  void add(const std::vector<double>& v) { add(v.size()), bytes(v.data(), v.size() * sizeof(double)); }
+  void add(const std::optional<double>& v) { add(v.has_value()), add(v.value_or(0.0)); }
+};
+
+uint64_t layout_key(const Figure& f, ImVec2 size) {
+  Hash h;
+  h.add(size.x), h.add(size.y), h.add(f.title), h.add(f.x_label), h.add(f.y_label), h.add(f.log_y), h.add(f.legend);
+  h.add(f.x_min), h.add(f.x_max), h.add(f.y_min), h.add(f.y_max);
+  for (const Series& s : f.lines)
+    h.add(s.label), h.add(s.x), h.add(s.y), h.add(s.y_err), h.add(s.color), h.add(s.markers), h.add(s.dashed);
+  for (const Histogram& g : f.histograms) h.add(g.label), h.add(g.edges), h.add(g.counts), h.add(g.color);
+  h.add(f.lines.size()), h.add(f.histograms.size());
+  return h.h;
+}
+
+// What draw_figure showed under an id: the size, for as_shown, and the layout with the key it was made for, so
+// an unchanged plot is laid out once rather than every frame (main thread only, as ImGui is).
+struct Shown {
+  ImVec2 size;
+  bool laid_out = false;
+  uint64_t key = 0;
+  Laid laid;
+};
+
+std::unordered_map<std::string, Shown>& shown_plots() {
+  static std::unordered_map<std::string, Shown> plots;
+  return plots;
+}
+
+// The layout moved to the rectangle at top_left.
+PlotLayout placed(const Laid& laid, ImVec2 top_left, ImVec2 size) {
+  PlotLayout L;
+  L.frame_min = top_left;
+  L.frame_max = ImVec2(top_left.x + size.x, top_left.y + size.y);
+  L.area_min = ImVec2(top_left.x + kPad, top_left.y + kPad);
+  L.area_max = ImVec2(std::max(L.area_min.x, L.frame_max.x - kPad), std::max(L.area_min.y, L.frame_max.y - kPad));
+  L.error = laid.error;
+  if (!L.error.empty()) return L;
+  L.plot = laid.plot;
+  const Box& a = L.plot.plot;
+  L.area_min = ImVec2(top_left.x + static_cast<float>(a.left), top_left.y + static_cast<float>(a.top));
+  L.area_max = ImVec2(top_left.x + static_cast<float>(a.right), top_left.y + static_cast<float>(a.bottom));
+  L.x_lo = L.plot.x.lo;
+  L.x_hi = L.plot.x.hi;
+  L.log_y = L.plot.y.log;
+  L.y_lo = L.log_y ? std::log10(L.plot.y.lo) : L.plot.y.lo;
+  L.y_hi = L.log_y ? std::log10(L.plot.y.hi) : L.plot.y.hi;
+  L.empty = L.plot.empty;
+  return L;
+}
+
+// `fig` at `size` when the export can lay it out there.
+Figure sized(Figure fig, ImVec2 size) {
+  const int w = static_cast<int>(std::lround(size.x)), h = static_cast<int>(std::lround(size.y));
+  try {
+    figure_layout(fig, w, h);
+  } catch (const std::exception&) {
+    return fig;
+  }
+  fig.width = w;
+  fig.height = h;
+  return fig;
+}
+
 }  // namespace
 
 ImVec2 PlotLayout::to_screen(double x, double y) const {
-  const double yy = axis_y(y, log_y);
-  const double fx = (x - x_lo) / (x_hi - x_lo), fy = (yy - y_lo) / (y_hi - y_lo);
-  const double sx = area_min.x + fx * (area_max.x - area_min.x), sy = area_max.y - fy * (area_max.y - area_min.y);
+  const Point p = plot.to_px(x, y);
+  const double sx = frame_min.x + p.x, sy = frame_min.y + p.y;
   if (!std::isfinite(sx) || !std::isfinite(sy)) return ImVec2(NAN, NAN);
   return ImVec2(static_cast<float>(clamp_coord(sx)), static_cast<float>(clamp_coord(sy)));
 }
 
 PlotLayout layout_figure(const Figure& fig, ImVec2 top_left, ImVec2 size) {
-  return scene_for(fig, top_left, size).layout;
+  return placed(lay_out(fig, size), top_left, size);
 }
 
-bool draw_figure(const char* id, const Figure& fig, ImVec2 size, PlotHover* hover) {
+bool draw_figure(const char* id, const Figure& fig, ImVec2 size, PlotHover* hover, PlotDrawing* drawn) {
   size = resolve_size(size);
+  Shown& shown = shown_plots()[id];
+  shown.size = size;
+  const uint64_t key = layout_key(fig, size);
+  if (!shown.laid_out || shown.key != key) shown.laid = lay_out(fig, size), shown.key = key, shown.laid_out = true;
   ImGui::InvisibleButton(id, size);
   const bool hovered = ImGui::IsItemHovered();
-  const Scene sc = scene_for(fig, ImGui::GetItemRectMin(), size);
-  const PlotLayout& L = sc.layout;
+  const PlotLayout L = placed(shown.laid, ImGui::GetItemRectMin(), size);
   if (hover) *hover = PlotHover{};
+  if (drawn) *drawn = PlotDrawing{};
   if (!ImGui::IsItemVisible()) return hovered;
 
   ImDrawList* dl = ImGui::GetWindowDrawList();
   dl->PushClipRect(L.frame_min, L.frame_max, true);
-  dl->AddRectFilled(L.frame_min, L.frame_max, kPaper);
-  if (!fig.title.empty()) {
-    const float w = ImGui::CalcTextSize(fig.title.c_str()).x;
-    text_in(dl, ImVec2((L.frame_min.x + L.frame_max.x - w) * 0.5f, sc.title_y), fig.title, kInk, L.frame_min,
-            L.frame_max);
-  }
-  if (L.empty) {
-    const std::string msg = sc.too_small ? "too small" : "no data";
-    const ImVec2 sz = ImGui::CalcTextSize(msg.c_str());
-    text_in(dl, ImVec2((L.frame_min.x + L.frame_max.x - sz.x) * 0.5f, (L.frame_min.y + L.frame_max.y - sz.y) * 0.5f),
-            msg, kMissing, L.frame_min, L.frame_max);
+  if (!L.error.empty()) {
+    dl->AddRectFilled(L.frame_min, L.frame_max, kPaper);
+    const ImVec4 clip(L.frame_min.x, L.frame_min.y, L.frame_max.x, L.frame_max.y);
+    dl->AddText(ImGui::GetFont(), ImGui::GetFontSize(), ImVec2(L.frame_min.x + kPad, L.frame_min.y + kPad), kMissing,
+                L.error.c_str(), nullptr, std::max(1.f, size.x - 2 * kPad), &clip);
     dl->PopClipRect();
     return hovered;
   }
-  draw_axes(dl, fig, sc);
-  dl->PushClipRect(L.area_min, L.area_max, true);
-  draw_data(dl, fig, L);
-  dl->PopClipRect();
-  dl->AddRect(L.area_min, L.area_max, kInk);
-  draw_legend(dl, sc);
+  ImDrawPainter painter(dl, L.frame_min, L.frame_max, drawn);
+  paint_figure(L.plot, painter);
 
   const ImVec2 mouse = ImGui::GetIO().MousePos;
   if (hovered && inside(mouse, L.area_min, L.area_max)) {
@@ -708,7 +532,7 @@ bool draw_figure(const char* id, const Figure& fig, ImVec2 size, PlotHover* hove
     if (h.active) {
       if (h.series >= 0) {
         const ImVec2 p = L.to_screen(h.x, h.y);
-        dl->AddCircle(p, kMarkerRadius + 3, kInk, 16, 1.5f);
+        dl->AddCircle(p, static_cast<float>(L.plot.marker_radius) + 3, kInk, 16, 1.5f);
       } else {
         ImVec2 mn, mx;
         bar_rect(fig.histograms[h.histogram], h.index, L, &mn, &mx);
@@ -720,6 +544,11 @@ bool draw_figure(const char* id, const Figure& fig, ImVec2 size, PlotHover* hove
   }
   dl->PopClipRect();
   return hovered;
+}
+
+Figure as_shown(const std::string& id, Figure fig) {
+  const auto it = shown_plots().find(id);
+  return it == shown_plots().end() ? fig : sized(std::move(fig), it->second.size);
 }
 
 ImU32 heatmap_color(float t) {
@@ -859,13 +688,14 @@ void export_figure(const Figure& fig, const std::string& path_without_extension)
 
 void figure_context_menu(const char* id, const Figure& fig, const std::string& default_path_prefix,
                          std::string* status_message) {
+  const ImVec2 shown = ImGui::GetItemRectSize();  // the plot's, before the menu becomes the last item
   if (!ImGui::BeginPopupContextItem(id)) return;
-  ImGui::TextDisabled("%s.{svg,png,csv}", default_path_prefix.c_str());
-  if (ImGui::MenuItem("Export SVG+PNG+CSV")) {
+  ImGui::TextDisabled("%s.{svg,png,pdf,csv}", default_path_prefix.c_str());
+  if (ImGui::MenuItem("Export SVG+PNG+PDF+CSV")) {
     std::string status;
     try {
-      export_figure(fig, default_path_prefix);
-      status = "wrote " + default_path_prefix + ".svg, .png, .csv";
+      export_figure(sized(fig, shown), default_path_prefix);
+      status = "wrote " + default_path_prefix + ".svg, .png, .pdf, .csv";
     } catch (const std::exception& e) {
       status = one_line(e);
     }

@@ -11,7 +11,7 @@
 #include "model.h"
 #include "preprocess.h"
 #include "runtime.h"
-#include "spectral.h"
+#include "spectral_distance.h"
 
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
@@ -19,7 +19,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <limits>
 #include <dirent.h>
 #include <optional>
 
@@ -56,41 +55,19 @@ CropMapping crop_mapping(int width, int height, const PreprocessSpec& spec) {
   return c;
 }
 
-// Theorem view of PiToMe's spectral check for one image: the 1 - cos graph of block 0's keys over the
-// patch tokens, its normalised Laplacian spectrum, and per layer the spectrum lifted from the coarsened graph.
-void spectral_check(PaneResult& r) {
-  const ImageTrace& tr = r.trace;
-  if (tr.layers.empty() || tr.layers[0].key_dim == 0) return;
-  const LayerTrace& first = tr.layers[0];
-  const int prefix = tr.prefix_tokens, dim = first.key_dim;
-  const int n = first.tokens_in - prefix;
-  const Eigen::MatrixXd B = one_minus_cos_factor(first.keys.data() + static_cast<size_t>(prefix) * dim, n, dim);
-  const Eigen::VectorXd signs = one_minus_cos_signs(dim);
-  const Eigen::VectorXd original = low_rank_laplacian_spectrum(B, signs);
-  if (original.size() == 0) return;
-  r.eig_original.assign(original.data(), original.data() + original.size());
-  for (const LayerTrace& lt : tr.layers) {
-    std::vector<int> ids(n);
-    bool pruned = false;
-    for (int i = 0; i < n; ++i) {
-      ids[i] = lt.cluster_of_token[prefix + i];
-      pruned |= ids[i] < 0;
-    }
-    // Pruning removes nodes: the coarsening/lifting of Theorem 1 does not describe it, so no SD is claimed.
-    if (pruned) {
-      r.eig_lifted.emplace_back();
-      r.spectral_distance.push_back(std::numeric_limits<double>::quiet_NaN());
-      continue;
-    }
-    const Partition p = make_partition(ids);
-    const Eigen::VectorXd coarse = low_rank_laplacian_spectrum(coarsen_factor(B, p), signs);
-    const Eigen::VectorXd lifted = lifted_spectrum_from_coarse(coarse, n);
-    r.eig_lifted.emplace_back(lifted.data(), lifted.data() + lifted.size());
-    r.spectral_distance.push_back(spectral_distance(original, lifted));
-  }
-}
-
 }  // namespace
+
+void spectral_check(PaneResult& r) {
+  r.spectral_distance.clear();
+  r.eig_original.clear();
+  r.eig_lifted.clear();
+  if (r.trace.layers.empty() || r.trace.layers[0].key_dim == 0) return;
+  const TraceSpectralDistance t = trace_spectral_distance(r.trace, SdView::Theorem, SdOptions());
+  r.spectral_distance = t.sd;
+  const Eigen::VectorXd& original = t.original.front();
+  r.eig_original.assign(original.data(), original.data() + original.size());
+  for (const Eigen::VectorXd& lifted : t.lifted) r.eig_lifted.emplace_back(lifted.data(), lifted.data() + lifted.size());
+}
 
 std::shared_ptr<const ModelSession> ModelSession::load(const std::string& spec) {
   auto impl = std::make_shared<Impl>();

@@ -35,6 +35,11 @@ class ModelSession {
   ModelSummary summary_;
 };
 
+// The pane's spectral check from its trace (recorded with keys): SD after every block in the theorem view, the
+// original and lifted spectra (analysis/spectral_distance.h, the function `mergescope-cli spectrum` uses too; NaN
+// SD where pruning leaves it undefined). Needs no window and no model.
+void spectral_check(PaneResult& result);
+
 // Model names found on the search path ($MERGESCOPE_MODELS, ./models, ../shared/models).
 std::vector<std::string> available_models();
 // The shared sample images' folder on the data search path ("" if none).

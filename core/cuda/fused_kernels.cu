@@ -36,8 +36,7 @@ __global__ void pitome_energy_kernel(const float* __restrict__ keys, int T, int 
     const float* kj = k + static_cast<size_t>(j) * D;
     float dot = 0.f;
     for (int d = 0; d < D; ++d) dot = fmaf(row[d], kj[d], dot);
-    const float x = dot - margin;
-    sum += x > 0.f ? x : alpha * expm1f(x);
+    sum += released_energy_term(dot, margin, alpha);
   }
   partial[threadIdx.x] = sum;
   __syncthreads();

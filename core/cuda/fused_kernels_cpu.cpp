@@ -14,8 +14,7 @@ void pitome_energy_cpu(const float* keys, int64_t B, int64_t T, int64_t D, float
       for (int64_t j = 0; j < T; ++j) {
         float dot = 0;
         for (int64_t d = 0; d < D; ++d) dot += k[i * D + d] * k[j * D + d];
-        const float x = dot - margin;
-        sum += x > 0 ? x : alpha * std::expm1(x);
+        sum += released_energy_term(dot, margin, alpha);
       }
       energy[b * T + i] = static_cast<float>(sum / T);
     }

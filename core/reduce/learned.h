@@ -23,7 +23,7 @@ namespace ms::reduce {
 at::Tensor attention_importance(const at::Tensor& attn);
 
 // Reads thresholds=FILE and the inline constants merge=V / prune=V (which replace that kind for every
-// block; "inf" and "-inf" allowed) from a spec. `depth_hint` is used when only constants are given.
+// block; "inf" and "-inf" allowed) from a spec. With constants only, resolve(depth) makes the per-block values.
 struct LearnedSpec {
   LearnedThresholds thresholds;  // per block; empty vectors when only constants are given (filled at plan time)
   bool has_file = false;

@@ -49,11 +49,8 @@ class Ltmp final : public Reducer {
     at::Tensor node_idx = at::zeros({B, Na}, at::kLong);
     at::Tensor node_gap = at::full({B, Na}, inf, at::kDouble);  // best - second best B (margins only)
     if (Nb > 0) {
-      const at::Tensor metric = reduce::normalize(ctx.keys_mean);
-      at::Tensor scores = at::bmm(metric.slice(1, 0, N, 2), metric.slice(1, 1, N, 2).transpose(1, 2));
-      if (prefix > 0) scores.select(1, 0).fill_(-inf);
-      if (ctx.distill_token) scores.select(2, 0).fill_(-inf);
-      const reduce::RowBest best = reduce::row_best(scores, ctx.record_margins);
+      const reduce::RowBest best =
+          reduce::best_b(reduce::normalize(ctx.keys_mean), prefix > 0, ctx.distill_token, ctx.record_margins);
       node_max = best.value.to(at::kDouble).contiguous();
       node_idx = best.index.contiguous();
       if (ctx.record_margins) node_gap = best.gap.to(at::kDouble).contiguous();
@@ -61,9 +58,8 @@ class Ltmp final : public Reducer {
     auto imp = importance.accessor<double, 2>();
     auto nmax = node_max.accessor<double, 2>();
     auto nidx = node_idx.accessor<int64_t, 2>();
-    auto ngap = node_gap.accessor<double, 2>();
-    const at::Tensor margin =
-        ctx.record_margins ? at::full({B, N}, std::numeric_limits<float>::infinity(), at::kFloat) : at::Tensor();
+    // Per token, for the prune margins: the importance of the slot it ends in (NaN for protected slots).
+    const at::Tensor slot_importance_of = ctx.record_margins ? at::full({B, N}, std::nan(""), at::kDouble) : at::Tensor();
 
     ReductionPlan plan;
     plan.dest = at::empty({B, N}, at::TensorOptions().dtype(at::kLong));
@@ -101,19 +97,9 @@ class Ltmp final : public Reducer {
         else ++pruned_total;
       for (int64_t t = 0; t < N; ++t) dest[b][t] = renumber[slot[t]];
       if (ctx.record_margins) {
-        // Merge: similarity vs the merge threshold (and, once merged, the choice of B); prune: the slot's
-        // importance vs the prune threshold, times N (importance relative to uniform attention 1/N) so
-        // that it reads on the same scale as a similarity.
-        auto m = margin.accessor<float, 2>();
-        for (int64_t t = 0; t < N; ++t) {
-          double v = inf;
-          if (t % 2 == 0 && t >= prefix) {
-            v = std::abs(nmax[b][t / 2] - merge_theta);
-            if (is_merged(t)) v = std::min(v, ngap[b][t / 2]);
-          }
-          if (!slot_protected[slot[t]]) v = std::min(v, std::abs(slot_importance[slot[t]] - prune_theta) * N);
-          m[b][t] = static_cast<float>(std::isnan(v) ? inf : v);
-        }
+        auto of = slot_importance_of.accessor<double, 2>();
+        for (int64_t t = 0; t < N; ++t)
+          if (!slot_protected[slot[t]]) of[b][t] = slot_importance[slot[t]];
       }
       if (b > 0 && kept != plan.tokens)
         fail("ltmp", "images of one batch keep different token counts; run them one at a time (the engine does)");
@@ -121,7 +107,17 @@ class Ltmp final : public Reducer {
     }
     // Even when nothing merges the order changes to [unmerged A, B] (as LTMP's code), which sets the next
     // block's A/B split, so the plan is always applied.
-    plan.margin = margin;
+    if (ctx.record_margins) {
+      // Merge: an A token's best similarity vs the merge threshold (and, once merged, the choice of its B);
+      // prune: its slot's importance vs the prune threshold, times N (importance relative to uniform attention
+      // 1/N) so that it reads on the same scale as a similarity. NaN (no such decision) reads as +inf.
+      at::Tensor merge_margin = reduce::threshold_margin(node_max, merge_theta, 1.0);
+      merge_margin = at::where(node_max > merge_theta, at::minimum(merge_margin, node_gap), merge_margin);
+      at::Tensor margin = at::full({B, N}, inf, at::kDouble);
+      reduce::alternate(margin).a.slice(1, prefix > 0 ? 1 : 0).copy_(merge_margin.slice(1, prefix > 0 ? 1 : 0));
+      margin = at::minimum(margin, reduce::threshold_margin(slot_importance_of, prune_theta, static_cast<double>(N)));
+      plan.margin = margin.to(at::kFloat);
+    }
     if (merged_total || pruned_total)
       plan.note = std::to_string(merged_total) + " merged, " + std::to_string(pruned_total) + " pruned";
     return plan;

@@ -46,19 +46,8 @@ class Pitome final : public Reducer {
     return t * t * key_dim;  // the full T x T similarity behind the energies
   }
 
-  double margin(int layer, int depth) const {
-    const double m0 = variant_ == Variant::Paper ? 0.9 : 0.75;
-    return m0 - m0 * layer / depth;
-  }
-
-  // Energy of every non-prefix token [B,T] from the normalised similarity matrix [B,T,T].
-  at::Tensor energy(const at::Tensor& sim, double m) const {
-    if (variant_ == Variant::Code) return at::elu(sim - m).mean(-1);
-    const int64_t T = sim.size(1);
-    // f_m: identity above the margin, exp(x - m) - 1 below; the diagonal (self) is left out.
-    at::Tensor f = at::where(sim >= m, sim, at::exp(sim - m) - 1.0);
-    f.diagonal(0, 1, 2).zero_();
-    return f.sum(-1) / static_cast<double>(T);
+  reduce::EnergyFormula formula() const {
+    return variant_ == Variant::Paper ? reduce::EnergyFormula::Paper : reduce::EnergyFormula::Code;
   }
 
   ReductionPlan plan(const ReducerContext& ctx) override {
@@ -68,14 +57,10 @@ class Pitome final : public Reducer {
     plan.tokens = N;
     if (r <= 0 && !ctx.record_energy) return plan;
 
-    const at::Tensor k = ctx.keys_mean.slice(1, P);
-    const at::Tensor metric = k / k.norm(2, -1, true).clamp_min(1e-12);  // F.normalize
-    const at::Tensor sim = at::bmm(metric, metric.transpose(1, 2));
-    const at::Tensor e = energy(sim, margin(ctx.layer, ctx.depth));
-    if (ctx.record_energy) {
-      plan.energy = at::full({B, N}, std::nan(""), e.options());
-      plan.energy.slice(1, P).copy_(e);
-    }
+    const at::Tensor metric = reduce::normalize(ctx.keys_mean.slice(1, P));
+    const at::Tensor sim = reduce::similarities(metric, metric);
+    const at::Tensor e = reduce::energy(metric, reduce::energy_margin(formula(), ctx.layer, ctx.depth), formula(), sim);
+    if (ctx.record_energy) plan.energy = reduce::with_prefix(e, P, std::nan(""));
     if (r <= 0) return plan;
     const at::Tensor order = e.argsort(-1, /*descending=*/true);
     const auto opts = at::TensorOptions().dtype(at::kLong);
@@ -87,10 +72,10 @@ class Pitome final : public Reducer {
     at::Tensor margin_t;  // [B,T]
     if (bipartite) {
       // pitome_bsm: A/B alternate along the energy order over all T tokens; r best A->B edges merge.
-      const at::Tensor a_idx = order.slice(1, 0, T, 2), b_idx = order.slice(1, 1, T, 2);
+      const reduce::AbSplit ab = reduce::alternate(order);
+      const at::Tensor &a_idx = ab.a, &b_idx = ab.b;
       const int64_t Nb = b_idx.size(1);
-      const at::Tensor scores = gather_block(sim, a_idx, b_idx);
-      const reduce::RowBest best = reduce::row_best(scores, ctx.record_margins);
+      const reduce::RowBest best = reduce::best_b_among(sim, a_idx, b_idx, ctx.record_margins);
       const at::Tensor &node_max = best.value, &node_idx = best.index;
       const at::Tensor edge_idx = node_max.argsort(-1, true);
       const at::Tensor unm = edge_idx.slice(1, r), src = edge_idx.slice(1, 0, r);
@@ -106,10 +91,11 @@ class Pitome final : public Reducer {
       }
     } else {
       // The 2r highest-energy tokens alternate into A and B; each A merges into its most similar B.
-      const at::Tensor merge = order.slice(1, 0, 2 * r), protect = order.slice(1, 2 * r);
-      const at::Tensor a_idx = merge.slice(1, 0, 2 * r, 2), b_idx = merge.slice(1, 1, 2 * r, 2);
+      const at::Tensor protect = order.slice(1, 2 * r);
+      const reduce::AbSplit ab = reduce::alternate(order.slice(1, 0, 2 * r));
+      const at::Tensor &a_idx = ab.a, &b_idx = ab.b;
       const int64_t n_prot = T - 2 * r;
-      const reduce::RowBest best = reduce::row_best(gather_block(sim, a_idx, b_idx), ctx.record_margins);
+      const reduce::RowBest best = reduce::best_b_among(sim, a_idx, b_idx, ctx.record_margins);
       dest_t.scatter_(1, protect, at::arange(n_prot, opts).expand({B, n_prot}));
       dest_t.scatter_(1, b_idx, (at::arange(r, opts) + n_prot).expand({B, r}));
       dest_t.scatter_(1, a_idx, best.index + n_prot);
@@ -119,10 +105,7 @@ class Pitome final : public Reducer {
         margin_t.scatter_(1, a_idx, at::minimum(margin_t.gather(1, a_idx), best.gap));
       }
     }
-    if (ctx.record_margins) {
-      plan.margin = at::full({B, N}, std::numeric_limits<float>::infinity(), e.options());
-      plan.margin.slice(1, P).copy_(margin_t);
-    }
+    if (ctx.record_margins) plan.margin = reduce::with_prefix(margin_t, P, std::numeric_limits<double>::infinity());
     plan.dest = at::empty({B, N}, opts);
     plan.dest.slice(1, 0, P).copy_(at::arange(P, opts).expand({B, P}));
     plan.dest.slice(1, P).copy_(dest_t + P);
@@ -130,13 +113,6 @@ class Pitome final : public Reducer {
   }
 
  private:
-  // sim[b, a_idx[b, i], b_idx[b, j]] as [B, |a|, |b|].
-  static at::Tensor gather_block(const at::Tensor& sim, const at::Tensor& a_idx, const at::Tensor& b_idx) {
-    const int64_t B = sim.size(0), T = sim.size(1), Na = a_idx.size(1), Nb = b_idx.size(1);
-    const at::Tensor cols = sim.gather(2, b_idx.unsqueeze(1).expand({B, T, Nb}));
-    return cols.gather(1, a_idx.unsqueeze(2).expand({B, Na, Nb}));
-  }
-
   Variant variant_;
   double ratio_;
 };

@@ -8,6 +8,7 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -27,6 +28,8 @@ struct ReducerContext {
   bool distill_token;
   bool record_energy;           // the trace wants PiToMe energies
   bool record_margins;          // the trace wants each token's decision margin (reduce/ops.h)
+  // Per image, a key from its preprocessed pixels (reduce::content_keys), when wants_image_keys(); else nullptr.
+  const std::vector<uint64_t>* image_keys = nullptr;
 };
 
 struct ReductionPlan {
@@ -45,8 +48,10 @@ class Reducer {
   // ToMe's proportional attention: add log(size) to every key's logit.
   virtual bool proportional_attention() const { return false; }
   virtual bool wants_attention() const { return false; }
+  // Random decisions seeded per image from its content, so that a spec is a pure function of (model, image, spec).
+  virtual bool wants_image_keys() const { return false; }
   // Token count after block `layer` given `tokens` entering it, when it does not depend on the image;
-  // -1 otherwise. Used for GFLOPs matching before running anything.
+  // -1 otherwise. Used for MACs matching (--match-macs) before running anything.
   virtual int predict_tokens(int layer, int depth, int tokens, int prefix_tokens) const = 0;
   // Multiply-accumulates the method itself spends in block `layer` (similarity matrices), per image.
   virtual double matching_macs(int tokens_in, int prefix_tokens, int key_dim) const {
@@ -85,10 +90,8 @@ std::unique_ptr<Reducer> make_reducer(const std::string& spec);
 // Registered method names with a one-line description each.
 std::vector<std::pair<std::string, std::string>> reducer_methods();
 
-// Shared helpers for reducers.
+// Shared helpers for reducers (the shared formulas are in reduce/ops.h).
 namespace reduce {
-// Rows of `x` [B,N,D] scaled to unit L2 norm.
-at::Tensor normalize(const at::Tensor& x);
 // Shortest decimal form for canonical specs: 0.9 -> "0.9", -1 -> "-1".
 std::string format_number(double v);
 }  // namespace reduce

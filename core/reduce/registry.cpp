@@ -176,8 +176,6 @@ std::vector<std::pair<std::string, std::string>> reducer_methods() {
 }
 
 namespace reduce {
-at::Tensor normalize(const at::Tensor& x) { return x / x.norm(2, -1, true); }
-
 std::string format_number(double v) {
   std::string s = std::to_string(v);
   s.erase(s.find_last_not_of('0') + 1);

@@ -65,18 +65,13 @@ class Tome final : public Reducer {
     if (r != wanted) plan.note = "r clamped from " + std::to_string(wanted) + " to " + std::to_string(r);
     if (r <= 0) return plan;
 
-    const at::Tensor metric = reduce::normalize(ctx.keys_mean);
-    const at::Tensor a = metric.slice(1, 0, N, 2), b = metric.slice(1, 1, N, 2);
-    const int64_t Na = a.size(1), Nb = b.size(1);
-    at::Tensor scores = at::bmm(a, b.transpose(1, 2));
-    const double neg_inf = -std::numeric_limits<double>::infinity();
-    const bool has_cls = ctx.prefix_tokens > 0;
-    if (has_cls) scores.select(1, 0).fill_(neg_inf);                     // CLS is A[0]
-    if (ctx.distill_token) scores.select(2, 0).fill_(neg_inf);           // distillation token is B[0]
-    const reduce::RowBest best = reduce::row_best(scores, ctx.record_margins);
+    // The CLS row (A[0]) and the distillation token's column (B[0]) never merge.
+    const reduce::RowBest best =
+        reduce::best_b(reduce::normalize(ctx.keys_mean), ctx.prefix_tokens > 0, ctx.distill_token, ctx.record_margins);
     const at::Tensor &node_max = best.value, &node_idx = best.index;
     const at::Tensor edge_idx = node_max.argsort(-1, /*descending=*/true);
-    const at::Tensor unm_idx = has_cls ? std::get<0>(edge_idx.slice(1, r).sort(1)) : edge_idx.slice(1, r);  // CLS first
+    const int64_t Na = node_max.size(1), Nb = N - Na;
+    const at::Tensor unm_idx = ctx.prefix_tokens > 0 ? std::get<0>(edge_idx.slice(1, r).sort(1)) : edge_idx.slice(1, r);  // CLS first
     const at::Tensor src_idx = edge_idx.slice(1, 0, r);
     const at::Tensor dst_idx = node_idx.gather(1, src_idx);
     const int64_t n_unm = Na - r;
@@ -96,12 +91,13 @@ class Tome final : public Reducer {
       dest_b = remap.index({dest_b});
     }
     plan.dest = at::empty({B, N}, opts);
-    plan.dest.slice(1, 0, N, 2).copy_(dest_a);
-    plan.dest.slice(1, 1, N, 2).copy_(dest_b);
+    const reduce::AbSplit dest = reduce::alternate(plan.dest);
+    dest.a.copy_(dest_a);
+    dest.b.copy_(dest_b);
     plan.tokens = n_unm + Nb;
     if (ctx.record_margins) {  // A tokens decide (which edges merge, into which B); B tokens decide nothing
       plan.margin = at::full({B, N}, std::numeric_limits<float>::infinity(), node_max.options());
-      plan.margin.slice(1, 0, N, 2).copy_(reduce::bipartite_margin(best, edge_idx, r));
+      reduce::alternate(plan.margin).a.copy_(reduce::bipartite_margin(best, edge_idx, r));
     }
     return plan;
   }
