@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cctype>
+#include <cstdio>
 #include <fstream>
 
 namespace ms {
@@ -46,6 +48,43 @@ void Accuracy::add(const ImageResult& r) {
   ++images;
   top1 += in_top(r, 1);
   top5 += in_top(r, 5);
+}
+
+std::string spec_file_tag(const std::string& spec) {
+  std::string tag = spec;
+  for (char& ch : tag)
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '.' && ch != '-') ch = '_';
+  return tag;
+}
+
+void MethodTotals::add(const ImageResult& r, double image_macs) {
+  accuracy.add(r);
+  ++images;
+  macs += image_macs;
+}
+
+std::string format_eval_table(const std::string& model, const std::vector<MethodTotals>& rows) {
+  std::string out;
+  char line[512];
+  auto print = [&](const char* format, auto... values) {
+    std::snprintf(line, sizeof line, format, values...);
+    out += line;
+  };
+  const int n = rows.empty() ? 0 : rows.front().images;
+  const MethodTotals* baseline = nullptr;
+  for (const auto& t : rows)
+    if (t.spec == "none") baseline = &t;
+  print("model %s, %d images (%d labelled); GMACs per image (MACs, as the ToMe/PiToMe papers' \"GFLOPs\")\n",
+        model.c_str(), n, rows.empty() ? 0 : rows.front().accuracy.images);
+  print("%-28s %8s %8s %8s %10s %9s\n", "method", "top-1", "top-5", "GMACs", "images/s", "speed-up");
+  for (const auto& t : rows) {
+    const double ips = t.images / t.seconds;
+    print("%-28s %7.2f%% %7.2f%% %8.3f %10.1f", t.spec.c_str(), t.accuracy.top1_percent(), t.accuracy.top5_percent(),
+          t.macs / t.images * 1e-9, ips);
+    if (baseline) print(" %8.2fx", ips / (baseline->images / baseline->seconds));
+    out += '\n';
+  }
+  return out;
 }
 
 void write_results_csv(const std::string& path, const std::vector<ImageResult>& results, const Labels& labels) {

@@ -34,6 +34,25 @@ struct Accuracy {
   double top5_percent() const { return images ? 100.0 * top5 / images : 0.0; }
 };
 
+// One method's totals over an image set: a row of eval's table (and of `sweep merge`'s, from shard files).
+struct MethodTotals {
+  std::string spec;
+  Accuracy accuracy;
+  int images = 0;      // every image, labelled or not
+  double macs = 0;     // summed over images, in image order (so sums from shards equal eval's exactly)
+  double seconds = 0;  // forward passes only
+
+  void add(const ImageResult& r, double image_macs);
+};
+
+// eval's table: a line naming the model and the image count, then one row per method with top-1, top-5,
+// GMACs per image, images/s and the speed-up against the "none" row when there is one.
+std::string format_eval_table(const std::string& model, const std::vector<MethodTotals>& rows);
+
+// A method spec as a file-name part: every character but letters, digits, '.' and '-' becomes '_'
+// ("tome:r=13" -> "tome_r_13").
+std::string spec_file_tag(const std::string& spec);
+
 // Per-image CSV: file,label,pred1..pred5,prob1..prob5,correct1,correct5.
 void write_results_csv(const std::string& path, const std::vector<ImageResult>& results, const Labels& labels);
 // JSON: {summary fields..., images: [{file, label, top5: [[class, prob], ...]}]}.

@@ -12,6 +12,7 @@ PACKAGES=(
   libcairo2-dev libfontconfig-dev poppler-utils  # plots as PNG/PDF (Cairo, fonts through fontconfig); pdftotext in tests
   xvfb xauth libgl1-mesa-dri mesa-utils fonts-dejavu-core
   python3-torch python3-torchvision python3-pil python3-numpy
+  slurmctld slurmd slurm-client munge  # test_sweep_slurm: a one-node cluster on 127.0.0.1
   clang-14 libclang-rt-14-dev llvm-14  # the sanitizer + fuzz build (libFuzzer, ASan/UBSan runtimes, llvm-symbolizer)
 )
 

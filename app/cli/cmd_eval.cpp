@@ -18,19 +18,14 @@ namespace ms::cli {
 namespace {
 
 struct MethodTally {
-  std::string spec;
+  MethodTotals totals;
   std::unique_ptr<Reducer> reducer;
   std::vector<ImageResult> results;
-  Accuracy accuracy;
-  double seconds = 0;
-  double macs = 0;  // summed over images
 };
 
 std::string output_path(const std::string& path, const std::string& spec, size_t methods) {
   if (methods == 1) return path;
-  std::string tag = spec;
-  for (char& ch : tag)
-    if (!isalnum(static_cast<unsigned char>(ch)) && ch != '.' && ch != '-') ch = '_';
+  const std::string tag = spec_file_tag(spec);
   const auto dot = path.rfind('.');
   return dot == std::string::npos ? path + "." + tag : path.substr(0, dot) + "." + tag + path.substr(dot);
 }
@@ -57,7 +52,11 @@ int cmd_eval(const std::vector<std::string>& argv) {
   const VitConfig& config = model->config();
   const std::vector<std::string> specs = resolve_methods(args, config, args.all("method").size() > 0);
   std::vector<MethodTally> tallies;
-  for (const auto& s : specs) tallies.push_back({s, reducer_for(s), {}, {}, 0, 0});
+  for (const auto& s : specs) {
+    tallies.emplace_back();
+    tallies.back().totals.spec = s;
+    tallies.back().reducer = reducer_for(s);
+  }
   const PreprocessSpec pre = preprocess_spec(config);
   c10::InferenceMode guard;
 
@@ -68,43 +67,34 @@ int cmd_eval(const std::vector<std::string>& argv) {
     for (auto& t : tallies) {
       const auto t0 = std::chrono::steady_clock::now();
       const RunResult r = run(*model, input, t.reducer.get());
-      t.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      t.totals.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       check_finite_logits(r.logits, *model, chunk);
-      for (const auto& tokens : r.tokens_per_image) t.macs += model_cost(config, tokens, t.reducer.get()).total();
       const auto predictions = top_k(r.logits, 5);
       for (size_t i = 0; i < chunk.size(); ++i) {
         ImageResult res{chunk[i], labels.index_from_filename(chunk[i]), predictions[i]};
-        t.accuracy.add(res);
+        t.totals.add(res, model_cost(config, r.tokens_per_image[i], t.reducer.get()).total());
         t.results.push_back(std::move(res));
       }
     }
     char extra[64];
-    std::snprintf(extra, sizeof extra, "top-1 %.1f%% (%s)", tallies.back().accuracy.top1_percent(), tallies.back().spec.c_str());
+    std::snprintf(extra, sizeof extra, "top-1 %.1f%% (%s)", tallies.back().totals.accuracy.top1_percent(),
+                  tallies.back().totals.spec.c_str());
     progress.update(tallies.front().results.size(), extra);
   }
   progress.finish();
 
   const double n = static_cast<double>(files.size());
-  const MethodTally* baseline = nullptr;
-  for (const auto& t : tallies)
-    if (t.spec == "none") baseline = &t;
-  std::printf("model %s, %zu images (%d labelled); GMACs per image (MACs, as the ToMe/PiToMe papers' \"GFLOPs\")\n",
-              model->source().c_str(), files.size(), tallies.front().accuracy.images);
-  std::printf("%-28s %8s %8s %8s %10s %9s\n", "method", "top-1", "top-5", "GMACs", "images/s", "speed-up");
-  for (const auto& t : tallies) {
-    const double ips = n / t.seconds;
-    std::printf("%-28s %7.2f%% %7.2f%% %8.3f %10.1f", t.spec.c_str(), t.accuracy.top1_percent(), t.accuracy.top5_percent(),
-                t.macs / n * 1e-9, ips);
-    if (baseline) std::printf(" %8.2fx", ips / (n / baseline->seconds));
-    std::printf("\n");
-  }
-  if (tallies.front().accuracy.images == 0)
+  std::vector<MethodTotals> rows;
+  for (const auto& t : tallies) rows.push_back(t.totals);
+  std::fputs(format_eval_table(model->source(), rows).c_str(), stdout);
+  if (tallies.front().totals.accuracy.images == 0)
     std::fprintf(stderr, "mergescope-cli: warning: no file name starts with a known wnid; accuracy is undefined\n");
   for (const auto& t : tallies) {
-    if (args.has("csv")) write_results_csv(output_path(args.get("csv"), t.spec, tallies.size()), t.results, labels);
+    const std::string& spec = t.totals.spec;
+    if (args.has("csv")) write_results_csv(output_path(args.get("csv"), spec, tallies.size()), t.results, labels);
     if (args.has("json"))
-      write_results_json(output_path(args.get("json"), t.spec, tallies.size()), t.results, labels,
-                         model->source() + " " + t.spec, t.accuracy, n / t.seconds);
+      write_results_json(output_path(args.get("json"), spec, tallies.size()), t.results, labels, model->source() + " " + spec,
+                         t.totals.accuracy, n / t.totals.seconds);
   }
   return 0;
 }

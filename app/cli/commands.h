@@ -21,6 +21,9 @@ int cmd_trace(const std::vector<std::string>& argv);
 int cmd_compare(const std::vector<std::string>& argv);
 int cmd_spectrum(const std::vector<std::string>& argv);
 int cmd_calibrate(const std::vector<std::string>& argv);
+int cmd_sweep(const std::vector<std::string>& argv);  // plan | run | merge | slurm
+// `sweep slurm`: the sbatch scripts of a sweep (sweep_slurm.cpp).
+int sweep_slurm(const std::vector<std::string>& argv);
 
 // Options every model-using command shares.
 extern const std::set<std::string> kModelOptions;  // model, random-weights, arch, threads, seed

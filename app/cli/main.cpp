@@ -32,6 +32,13 @@ const char* kUsage =
     "           [--offset N] [--limit N] [--epochs E] [--batch B] [--seed S] [--lambda X] [--lr-merge X] [--lr-prune X]\n"
     "           [--mask ste|soft] [--tau-merge T] [--tau-prune T]\n"
     "                                                    learn LTMP/LTP thresholds (frozen model, CPU autograd)\n"
+    "  sweep plan|run|merge|slurm SWEEP.json            sweeps of models x methods x image chunks, run as shards:\n"
+    "           plan [--shards N] [--json]                the work units (and which shard runs each)\n"
+    "           run --shard K/N [--out DIR] [--threads T] one shard (K from 0); finished units are skipped\n"
+    "           merge [--out DIR] [--report DIR] [--shards N] [--per-image]\n"
+    "                                                    eval's (and spectrum's) tables, top-1/SD/speed vs GMACs figures\n"
+    "           slurm --shards N [--out DIR] [--cpus-per-task C] [--time T] [--mem M] [--partition P] [--account A]\n"
+    "                                                    sbatch scripts: a job array and a merge that waits for it\n"
     "  methods                                           the token reducers and their keys\n"
     "\n"
     "eval and bench take repeated --method SPEC (none, tome:r=13, tome:r=16,inflect=-1, tome:r=8,prop_attn=0,\n"
@@ -74,6 +81,7 @@ int main(int argc, char** argv) {
     if (command == "compare") return ms::cli::cmd_compare(rest);
     if (command == "spectrum") return ms::cli::cmd_spectrum(rest);
     if (command == "calibrate") return ms::cli::cmd_calibrate(rest);
+    if (command == "sweep") return ms::cli::cmd_sweep(rest);
     if (command == "methods") {
       for (const auto& [name, text] : ms::reducer_methods()) std::printf("%-12s %s\n", name.c_str(), text.c_str());
       return 0;
