@@ -76,13 +76,14 @@ std::string format_eval_table(const std::string& model, const std::vector<Method
     if (t.spec == "none") baseline = &t;
   print("model %s, %d images (%d labelled); GMACs per image (MACs, as the ToMe/PiToMe papers' \"GFLOPs\")\n",
         model.c_str(), n, rows.empty() ? 0 : rows.front().accuracy.images);
-  print("%-28s %8s %8s %8s %10s %9s\n", "method", "top-1", "top-5", "GMACs", "images/s", "speed-up");
+  print("%-28s %8s %8s %8s %10s %9s %5s\n", "method", "top-1", "top-5", "GMACs", "images/s", "speed-up", "dtype");
   for (const auto& t : rows) {
     const double ips = t.images / t.seconds;
     print("%-28s %7.2f%% %7.2f%% %8.3f %10.1f", t.spec.c_str(), t.accuracy.top1_percent(), t.accuracy.top5_percent(),
           t.macs / t.images * 1e-9, ips);
     if (baseline) print(" %8.2fx", ips / (baseline->images / baseline->seconds));
-    out += '\n';
+    else print(" %9s", "");
+    print(" %5s\n", t.dtype.c_str());
   }
   return out;
 }

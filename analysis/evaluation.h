@@ -41,12 +41,13 @@ struct MethodTotals {
   int images = 0;      // every image, labelled or not
   double macs = 0;     // summed over images, in image order (so sums from shards equal eval's exactly)
   double seconds = 0;  // forward passes only
+  std::string dtype = "fp32";  // the compute precision of the forwards (core/precision.h)
 
   void add(const ImageResult& r, double image_macs);
 };
 
 // eval's table: a line naming the model and the image count, then one row per method with top-1, top-5,
-// GMACs per image, images/s and the speed-up against the "none" row when there is one.
+// GMACs per image, images/s, the speed-up against the "none" row when there is one, and the dtype.
 std::string format_eval_table(const std::string& model, const std::vector<MethodTotals>& rows);
 
 // A method spec as a file-name part: every character but letters, digits, '.' and '-' becomes '_'

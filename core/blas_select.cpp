@@ -63,6 +63,7 @@ CpuInfo read_cpu_info() {
     const uint64_t xcr0 = read_xcr0();
     cpu.os_saves_ymm = (xcr0 & 0x6) == 0x6;
     cpu.os_saves_zmm = cpu.os_saves_ymm && (xcr0 & 0xe0) == 0xe0;
+    cpu.os_saves_tiles = (xcr0 & 0x60000) == 0x60000;
   }
   if (max_leaf >= 7 && __get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx)) {
     cpu.avx2 = ebx & (1u << 5);
@@ -71,6 +72,10 @@ CpuInfo read_cpu_info() {
     cpu.avx512cd = ebx & (1u << 28);
     cpu.avx512bw = ebx & (1u << 30);
     cpu.avx512vl = ebx & (1u << 31);
+    cpu.amx_bf16 = edx & (1u << 22);
+    cpu.amx_tile = edx & (1u << 24);
+    const unsigned subleaves = eax;
+    if (subleaves >= 1 && __get_cpuid_count(7, 1, &eax, &ebx, &ecx, &edx)) cpu.avx512_bf16 = eax & (1u << 5);
   }
 #endif
   return cpu;

@@ -32,6 +32,9 @@ struct CpuInfo {
   bool avx512f = false, avx512dq = false, avx512cd = false, avx512bw = false, avx512vl = false;
   bool os_saves_ymm = false;  // XCR0 bits 1-2: the OS saves XMM/YMM state, so AVX instructions may run
   bool os_saves_zmm = false;  // XCR0 bits 5-7: the OS saves opmask and ZMM state, so AVX-512 may run
+  // bf16 instructions (core/precision.h): AVX512_BF16 (leaf 7.1 EAX bit 5), AMX-BF16 and AMX-TILE (leaf 7.0 EDX
+  // bits 22, 24) with the OS saving tile state (XCR0 bits 17-18).
+  bool avx512_bf16 = false, amx_bf16 = false, amx_tile = false, os_saves_tiles = false;
 };
 CpuInfo read_cpu_info();
 

@@ -221,6 +221,29 @@ std::shared_ptr<const Model> Model::with_input_size(const std::shared_ptr<const 
   return m;
 }
 
+std::shared_ptr<const Model> Model::with_dtype(const std::shared_ptr<const Model>& model, Dtype dtype) {
+  if (dtype == model->dtype_) return model;
+  std::shared_ptr<Model> m(new Model(*model));
+  m->dtype_ = dtype;
+  m->low_.clear();
+  if (dtype == Dtype::BFloat16) {
+    m->bf16_rounded_ = model->device_.is_cpu() && bf16_path() == Bf16Path::RoundedFp32;
+    for (const BlockWeights& b : m->blocks_) {
+      BlockWeights w;
+      w.qkv_w = m->low(b.qkv_w), w.qkv_b = m->low(b.qkv_b), w.proj_w = m->low(b.proj_w), w.proj_b = m->low(b.proj_b);
+      w.fc1_w = m->low(b.fc1_w), w.fc1_b = m->low(b.fc1_b), w.fc2_w = m->low(b.fc2_w), w.fc2_b = m->low(b.fc2_b);
+      m->low_.push_back(std::move(w));
+    }
+  }
+  return m;
+}
+
+at::Tensor Model::low(const at::Tensor& t) const {
+  if (!t.defined()) return t;
+  const at::Tensor b = t.to(at::kBFloat16);
+  return (bf16_rounded_ ? b.to(at::kFloat) : b).contiguous();
+}
+
 at::Tensor Model::embed(const at::Tensor& images) const {
   const VitConfig& c = config_;
   if (images.dim() != 4 || images.size(1) != c.in_chans || images.size(2) != c.img_size || images.size(3) != c.img_size)
@@ -306,6 +329,7 @@ at::Tensor Model::attention(const at::Tensor& x, int layer, const at::Tensor* lo
   const BlockWeights& b = blocks_[layer];
   const int64_t B = x.size(0), N = x.size(1), C = c.embed_dim, Hh = c.num_heads, D = c.head_dim();
   const at::Tensor h = at::layer_norm(x, {C}, b.norm1_w, b.norm1_b, c.norm_eps).view({B * N, C});
+  if (dtype_ == Dtype::BFloat16) return attention_bf16(h, layer, B, N, log_size, keys_mean, attn_probs);
   const at::Tensor qkv_flat = b.qkv_b.defined() ? at::addmm(b.qkv_b, h, b.qkv_w.t()) : at::mm(h, b.qkv_w.t());
   if (keys_mean) *keys_mean = qkv_flat.view({B, N, 3, Hh, D}).select(2, 1).mean(2);
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));
@@ -331,11 +355,48 @@ at::Tensor Model::attention(const at::Tensor& x, int layer, const at::Tensor* lo
   return y;
 }
 
+// bf16 (core/precision.h): the qkv projection, Q K^T, P V and the output projection take bf16 operands and give
+// bf16 results; the keys handed to the reducers are upcast first, the softmax runs on upcast logits and its fp32
+// probabilities are what the reducers see; the result returns to the fp32 residual stream. low() is the rounding
+// to bf16: bf16 tensors, or (Bf16Path::RoundedFp32) fp32 tensors holding bf16 values, whose fp32 products round
+// to bf16 again, giving the numbers of a bf16 GEMM with fp32 accumulation.
+at::Tensor Model::attention_bf16(const at::Tensor& h, int layer, int64_t B, int64_t N, const at::Tensor* log_size,
+                                 at::Tensor* keys_mean, at::Tensor* attn_probs) const {
+  const VitConfig& c = config_;
+  const BlockWeights& b = blocks_[layer];
+  const BlockWeights& w = low_[layer];
+  const int64_t C = c.embed_dim, Hh = c.num_heads, D = c.head_dim();
+  const at::Tensor hb = low(h);
+  const at::Tensor qkv_flat = low(w.qkv_b.defined() ? at::addmm(w.qkv_b, hb, w.qkv_w.t()) : at::mm(hb, w.qkv_w.t()));
+  const at::Tensor qkv = qkv_flat.view({B, N, 3, Hh, D}).permute({2, 0, 3, 1, 4}).contiguous();
+  if (keys_mean) *keys_mean = qkv[1].to(at::kFloat).mean(1);  // [B,N,D], averaged over heads in fp32
+  const at::Tensor q = qkv[0].view({B * Hh, N, D}), k = qkv[1].view({B * Hh, N, D}), v = qkv[2].view({B * Hh, N, D});
+  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+  at::Tensor logits = low(at::bmm(q, k.transpose(1, 2))).to(at::kFloat).mul_(scale);
+  if (log_size && log_size->defined()) logits.view({B, Hh, N, N}).add_(log_size->view({B, 1, 1, N}));
+  const at::Tensor probs = at::_softmax(logits, -1, false);
+  if (attn_probs) *attn_probs = probs.view({B, Hh, N, N});
+  const at::Tensor out = low(at::bmm(low(probs), v)).view({B, Hh, N, D}).transpose(1, 2).reshape({B * N, C});
+  at::Tensor y = low(at::addmm(w.proj_b, out, w.proj_w.t())).to(at::kFloat).view({B, N, C});
+  if (b.ls1.defined()) y.mul_(b.ls1);
+  return y;
+}
+
 at::Tensor Model::mlp(const at::Tensor& x, int layer) const {
   const VitConfig& c = config_;
   const BlockWeights& b = blocks_[layer];
   const int64_t B = x.size(0), N = x.size(1), C = c.embed_dim;
   const at::Tensor h = at::layer_norm(x, {C}, b.norm2_w, b.norm2_b, c.norm_eps).view({B * N, C});
+  if (dtype_ == Dtype::BFloat16) {
+    // fc1 and fc2 in bf16; GELU on fc1's bf16 output, computed in fp32 and rounded (as ATen's bf16 kernel does).
+    const BlockWeights& w = low_[layer];
+    at::Tensor hidden = low(at::addmm(w.fc1_b, low(h), w.fc1_w.t()));
+    at::gelu_(hidden);
+    hidden = low(hidden);
+    at::Tensor y = low(at::addmm(w.fc2_b, hidden, w.fc2_w.t())).to(at::kFloat).view({B, N, C});
+    if (b.ls2.defined()) y.mul_(b.ls2);
+    return y;
+  }
   at::Tensor hidden = at::addmm(b.fc1_b, h, b.fc1_w.t());
   at::gelu_(hidden);  // exact (erf) GELU, as timm's nn.GELU
   at::Tensor y = at::addmm(b.fc2_b, hidden, b.fc2_w.t()).view({B, N, C});

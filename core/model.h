@@ -4,6 +4,7 @@
 
 #include "checkpoint.h"
 #include "config.h"
+#include "precision.h"
 
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
@@ -35,7 +36,12 @@ class Model {
   // resample_abs_pos_embed does), the rest is shared. Throws when img_size is not a multiple of the patch.
   static std::shared_ptr<const Model> with_input_size(const std::shared_ptr<const Model>& model, int img_size);
 
+  // A copy that computes in `dtype` (core/precision.h says what runs in bf16 and what stays fp32); the blocks'
+  // linear weights are converted once, the fp32 weights stay shared. fp32 returns `model` itself.
+  static std::shared_ptr<const Model> with_dtype(const std::shared_ptr<const Model>& model, Dtype dtype);
+
   const VitConfig& config() const { return config_; }
+  Dtype dtype() const { return dtype_; }
   const std::string& source() const { return source_; }
   c10::Device device() const { return device_; }
 
@@ -64,6 +70,8 @@ class Model {
  private:
   Model() = default;
   void assign(const StateDict& weights, const std::string& source);
+  at::Tensor attention_bf16(const at::Tensor& h, int layer, int64_t B, int64_t N, const at::Tensor* log_size,
+                            at::Tensor* keys_mean, at::Tensor* attn_probs) const;
 
   VitConfig config_;
   std::string source_;
@@ -72,6 +80,11 @@ class Model {
   at::Tensor patch_b_, cls_token_, dist_token_, pos_embed_, norm_pre_w_, norm_pre_b_;
   at::Tensor norm_w_, norm_b_, fc_norm_w_, fc_norm_b_, head_w_, head_b_, head_dist_w_, head_dist_b_;
   std::vector<BlockWeights> blocks_;
+  Dtype dtype_ = Dtype::Float32;
+  // bf16: per block, qkv/proj/fc1/fc2 weights and biases converted once (undefined tensors in fp32).
+  std::vector<BlockWeights> low_;
+  bool bf16_rounded_ = false;  // bf16 values held in fp32 tensors (Bf16Path::RoundedFp32)
+  at::Tensor low(const at::Tensor& t) const;  // rounded to bf16, in the tensor type of the bf16 path
 };
 
 }  // namespace ms

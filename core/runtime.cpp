@@ -1,5 +1,7 @@
 #include "runtime.h"
 
+#include "precision.h"
+
 #include "blas_select.h"
 
 #include <ATen/Parallel.h>
@@ -65,6 +67,7 @@ std::string version_report() {
     << "LibTorch " << libtorch_version() << "\n"
     << "BLAS: " << blas_description() << "\n";
   if (const std::string kernel = blas_kernel_report(); !kernel.empty()) s << kernel << "\n";
+  s << bf16_report() << "\n";
   s << "threads: " << at::get_num_threads() << " of " << core_count() << " cores\n"
 #ifdef MERGESCOPE_WITH_CUDA
     << "CUDA: built with CUDA\n";

@@ -192,6 +192,18 @@ TEST_F(GuiXvfb, OverlayEqualsCpuReferenceAndScreenshotShowsIt) {
 
 // Bad input: a message naming the file in the window and on stderr, the scripted run completes (screenshot
 // written), and the exit code says an error was shown.
+// --dtype bf16 (core/precision.h): the model loads in bf16, the panes run, state.json says so; a bad dtype is one line.
+TEST_F(GuiXvfb, Bf16FromTheCommandLine) {
+  const AppRun r = run_app(sample("n01440764_tench.JPEG") + " --dtype bf16 --method tome:r=13 --export-all " + dir_ +
+                           "/bf16 --exit");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const nlohmann::json state = read_json(dir_ + "/bf16/state.json");
+  EXPECT_EQ(state["dtype"], "bf16");
+  const AppRun bad = run_app("--dtype fp16 --exit");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.output.find("--dtype"), std::string::npos) << bad.output;
+}
+
 TEST_F(GuiXvfb, BadImageOnCommandLine) {
   const std::string bad = dir_ + "/broken.jpg";
   std::ofstream(bad) << "\xff\xd8\xff\xe0 not really a jpeg";

@@ -1,4 +1,5 @@
 // calibrate: learns LTP / LTMP thresholds on a frozen model (core/calibrate.h) and writes them as JSON.
+#include "precision.h"
 #include "batch.h"
 #include "calibrate.h"
 #include "commands.h"
@@ -50,6 +51,10 @@ int cmd_calibrate(const std::vector<std::string>& argv) {
   o.prune_init = args.get_double("prune-init", 0.0, 0, 1);
   o.seed = static_cast<uint64_t>(args.get_int("seed", 0, 0, 1 << 30));
 
+  // Training stays fp32: the thresholds' gradients flow through soft masks and a MACs ratio whose changes are
+  // far below bf16's resolution (8-bit mantissa, ~0.4% steps). Learned thresholds run under --dtype bf16 in eval.
+  if (args.has("dtype") && parse_dtype(args.get("dtype"), "--dtype") != Dtype::Float32)
+    fail("--dtype", "calibrate trains in fp32 only; evaluate its thresholds with eval --dtype bf16");
   std::vector<std::string> files = list_images(args.get("images"));
   const int offset = args.get_int("offset", 0, 0, 1 << 30);
   const int limit = args.get_int("limit", 0, 0, 1 << 30);

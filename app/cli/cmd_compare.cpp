@@ -1,7 +1,8 @@
 // compare: mergescope's partitions against a reference implementation's, tie-aware (analysis/trace_compare.h).
 // The reference file has the golden layout (../shared/golden/README.md): <setting.>cluster_of_token
 // [images, layers, tokens] int64, optional <setting.>logits; the images are its `input` tensor or, with
-// --images DIR, the files its metadata "images" lists (scripts/pyref/traces.py writes such files).
+// --images DIR, the files its metadata "images" lists (scripts/pyref/traces.py writes such files). With
+// --against fp32 the reference is the same model in fp32 (what --dtype bf16 changes).
 #include "batch.h"
 #include "commands.h"
 #include "engine.h"
@@ -9,6 +10,7 @@
 #include "evaluation.h"
 #include "methods.h"
 #include "model.h"
+#include "precision.h"
 #include "progress.h"
 #include "safetensors.h"
 #include "trace_compare.h"
@@ -20,6 +22,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 
 namespace ms::cli {
 namespace {
@@ -48,42 +51,113 @@ std::vector<std::string> reference_images(const SafetensorsFile& f, const std::s
   return paths;
 }
 
+// Same grouping of the original tokens (ids are arbitrary: compared through first occurrence).
+bool same_partition(const std::vector<int32_t>& ours, const std::vector<int64_t>& theirs) {
+  if (ours.size() != theirs.size()) return false;
+  std::map<int64_t, int64_t> to_ours, to_theirs;
+  for (size_t t = 0; t < ours.size(); ++t) {
+    if ((ours[t] < 0) != (theirs[t] < 0)) return false;
+    if (ours[t] < 0) continue;
+    const auto [a, new_a] = to_ours.emplace(theirs[t], ours[t]);
+    const auto [b, new_b] = to_theirs.emplace(ours[t], theirs[t]);
+    if (a->second != ours[t] || b->second != theirs[t]) return false;
+  }
+  return true;
+}
+
+// --against fp32: the reference is this model computed in fp32, in this process, on --images DIR (sorted, after
+// --offset/--limit); what changes with --dtype bf16.
+struct SelfReference {
+  std::vector<std::string> files;
+  at::Tensor clusters, logits;  // [images, layers, tokens] int64, [images, classes]
+};
+
+SelfReference fp32_reference(const Args& args, const Model& fp32, const std::string& method, int batch) {
+  SelfReference ref;
+  if (!args.has("images")) fail("--against", "needs --images DIR");
+  ref.files = list_images(args.get("images"));
+  const int offset = args.get_int("offset", 0, 0, 1 << 30), limit = args.get_int("limit", 0, 0, 1 << 30);
+  ref.files.erase(ref.files.begin(), ref.files.begin() + std::min<size_t>(offset, ref.files.size()));
+  if (limit > 0 && ref.files.size() > static_cast<size_t>(limit)) ref.files.resize(limit);
+  if (ref.files.empty()) fail(args.get("images"), "no images to compare on (check --offset/--limit)");
+  auto reducer = reducer_for(method);
+  const PreprocessSpec pre = preprocess_spec(fp32.config());
+  RunOptions run_options;
+  run_options.trace = true;
+  std::vector<at::Tensor> clusters, logits;
+  Progress progress("fp32 reference", ref.files.size());
+  for (size_t start = 0; start < ref.files.size(); start += batch) {
+    const size_t end = std::min(ref.files.size(), start + batch);
+    const RunResult r = run(fp32, load_batch({ref.files.begin() + start, ref.files.begin() + end}, pre), reducer.get(),
+                            run_options);
+    logits.push_back(r.logits);
+    for (const ImageTrace& tr : r.traces) {
+      at::Tensor c = at::empty({static_cast<int64_t>(tr.layers.size()), tr.original_tokens}, at::kLong);
+      for (size_t l = 0; l < tr.layers.size(); ++l)
+        for (int t = 0; t < tr.original_tokens; ++t) c[l][t] = tr.layers[l].cluster_of_token[t];
+      clusters.push_back(c);
+    }
+    progress.update(end, "");
+  }
+  progress.finish();
+  ref.clusters = at::stack(clusters);
+  ref.logits = at::cat(logits);
+  return ref;
+}
+
 }  // namespace
 
 int cmd_compare(const std::vector<std::string>& argv) {
   auto options = kModelOptions;
   options.insert(kMethodOptions.begin(), kMethodOptions.end());
-  options.insert({"reference", "setting", "images", "batch", "tolerance"});
+  options.insert({"reference", "setting", "images", "batch", "tolerance", "against", "offset", "limit"});
   const Args args(argv, {"quiet"}, options);
   if (!args.positionals().empty()) fail(args.positionals()[0], "unexpected argument (compare reads --reference FILE)");
-  if (!args.has("reference")) fail("compare", "--reference FILE is required");
-  const SafetensorsFile ref = read_safetensors(args.get("reference"));
-  const std::string prefix = args.has("setting") ? args.get("setting") + "." : "";
-  const at::Tensor clusters = tensor(ref, prefix + "cluster_of_token");
-  if (clusters.dim() != 3 || clusters.scalar_type() != at::kLong)
-    fail(ref.path, prefix + "cluster_of_token must be int64 [images, layers, tokens]");
-  const int64_t count = clusters.size(0);
-  std::string method = args.get("method");
-  if (method.empty() && ref.metadata.count("method")) method = ref.metadata.at("method");
-  if (method.empty()) fail("compare", "--method SPEC is required (the reference names none)");
+  if (args.has("against") == args.has("reference")) fail("compare", "give --reference FILE or --against fp32");
+  if (args.has("against") && args.get("against") != "fp32")
+    fail("--against", "'" + args.get("against") + "' is not fp32 (the one in-process reference)");
   if (args.all("method").size() > 1) fail("--method", "compare takes one method");
   const double tolerance = args.get_double("tolerance", kTieTolerance, 0, 1);
   const int batch = args.get_int("batch", 32, 1, 4096);
-
   const auto model = load_model_from_args(args);
-  auto reducer = reducer_for(method);
   const PreprocessSpec pre = preprocess_spec(model->config());
+
+  // The reference: a file in the golden layout, or this model in fp32.
+  std::string method = args.get("method"), ref_name, prefix;
   std::vector<std::string> files;
-  if (args.has("images")) files = reference_images(ref, args.get("images"), count);
-  const at::Tensor input = files.empty() ? tensor(ref, "input") : at::Tensor();
-  if (files.empty() && input.size(0) != count) fail(ref.path, "input and cluster_of_token hold different image counts");
-  const at::Tensor ref_logits = ref.tensors.count(prefix + "logits") ? ref.tensors.at(prefix + "logits") : at::Tensor();
+  at::Tensor clusters, input, ref_logits;
+  if (args.has("reference")) {
+    const SafetensorsFile ref = read_safetensors(args.get("reference"));
+    ref_name = ref.path;
+    prefix = args.has("setting") ? args.get("setting") + "." : "";
+    clusters = tensor(ref, prefix + "cluster_of_token");
+    if (clusters.dim() != 3 || clusters.scalar_type() != at::kLong)
+      fail(ref.path, prefix + "cluster_of_token must be int64 [images, layers, tokens]");
+    if (method.empty() && ref.metadata.count("method")) method = ref.metadata.at("method");
+    if (method.empty()) fail("compare", "--method SPEC is required (the reference names none)");
+    if (args.has("images")) files = reference_images(ref, args.get("images"), clusters.size(0));
+    if (files.empty()) input = tensor(ref, "input");
+    if (files.empty() && input.size(0) != clusters.size(0))
+      fail(ref.path, "input and cluster_of_token hold different image counts");
+    if (ref.tensors.count(prefix + "logits")) ref_logits = ref.tensors.at(prefix + "logits");
+  } else {
+    if (method.empty()) fail("compare", "--method SPEC is required");
+    c10::InferenceMode guard;
+    SelfReference self = fp32_reference(args, *Model::with_dtype(model, Dtype::Float32), method, batch);
+    ref_name = std::string("fp32 (") + model->source() + ")";
+    files = std::move(self.files);
+    clusters = self.clusters;
+    ref_logits = self.logits;
+  }
+  const int64_t count = clusters.size(0);
+  auto reducer = reducer_for(method);
 
   c10::InferenceMode guard;
   RunOptions run_options;
   run_options.trace = true;
   std::vector<PartitionComparison> results;
   int top1_equal = 0;
+  int64_t layers_same = 0;  // (image, block) partitions identical
   double logit_error = 0;  // over images identical at every layer
   Progress progress("compare", count);
   for (int64_t start = 0; start < count; start += batch) {
@@ -96,8 +170,11 @@ int cmd_compare(const std::vector<std::string>& argv) {
     for (int64_t b = 0; b < end - start; ++b) {
       const at::Tensor c = clusters[start + b].contiguous();
       ReferencePartitions reference(c.size(0));
-      for (int64_t l = 0; l < c.size(0); ++l)
+      for (int64_t l = 0; l < c.size(0); ++l) {
         reference[l].assign(c[l].data_ptr<int64_t>(), c[l].data_ptr<int64_t>() + c.size(1));
+        if (static_cast<size_t>(l) < r.traces[b].layers.size())
+          layers_same += same_partition(r.traces[b].layers[l].cluster_of_token, reference[l]);
+      }
       results.push_back(compare_partitions(r.traces[b], reference, tolerance));
       if (!ref_logits.defined()) continue;
       const at::Tensor ours = r.logits[b], theirs = ref_logits[start + b];
@@ -120,10 +197,12 @@ int cmd_compare(const std::vector<std::string>& argv) {
       std::printf("%s %s: %s\n", outcome_name(c.outcome), name(i).c_str(), c.detail.c_str());
   }
   const double total = static_cast<double>(count);
-  std::printf("reference %s (%lld images, %lld layers), mergescope %s on %s, tie tolerance %g\n", ref.path.c_str(),
+  std::printf("reference %s (%lld images, %lld layers), mergescope %s (%s) on %s, tie tolerance %g\n", ref_name.c_str(),
               static_cast<long long>(count), static_cast<long long>(clusters.size(1)), method.c_str(),
-              model->source().c_str(), tolerance);
+              dtype_name(model->dtype()), model->source().c_str(), tolerance);
   std::printf("identical at every layer: %d (%.1f%%)\n", n[0], 100 * n[0] / total);
+  std::printf("(image, layer) partitions identical: %lld of %lld (%.1f%%)\n", static_cast<long long>(layers_same),
+              static_cast<long long>(count * clusters.size(1)), 100.0 * layers_same / (total * clusters.size(1)));
   std::printf("ties (first difference on a decision with margin < %g): %d (%.1f%%); first tie at layer:", tolerance,
               n[1], 100 * n[1] / total);
   for (size_t l = 0; l < tie_layers.size(); ++l)

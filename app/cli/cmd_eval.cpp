@@ -1,3 +1,4 @@
+#include "precision.h"
 #include "batch.h"
 #include "commands.h"
 #include "engine.h"
@@ -55,6 +56,7 @@ int cmd_eval(const std::vector<std::string>& argv) {
   for (const auto& s : specs) {
     tallies.emplace_back();
     tallies.back().totals.spec = s;
+    tallies.back().totals.dtype = dtype_name(model->dtype());
     tallies.back().reducer = reducer_for(s);
   }
   const PreprocessSpec pre = preprocess_spec(config);

@@ -24,6 +24,7 @@ const char* kUsage =
     "  trace --model M --method SPEC IMAGE --out F.json [--keys]\n"
     "                                                    per-layer tokens, clusters, sizes, PiToMe energies, margins\n"
     "  compare --model M --reference FILE [--method SPEC] [--setting NAME] [--images DIR] [--tolerance T]\n"
+    "  compare --model M --dtype bf16 --against fp32 --method SPEC --images DIR [--offset N] [--limit N]\n"
     "                                                    partitions vs a reference implementation's (golden layout);\n"
     "                                                    near-ties (decision margin < T, default 2e-4) counted apart\n"
     "  spectrum --model M --method SPEC [--method ...] IMAGE|DIR --out DIR [--kernel one-minus-cos|clipped-cos|gaussian]\n"
@@ -56,7 +57,9 @@ const char* kUsage =
     "  --random-weights ARCH  timm shapes with random weights (bench)\n"
     "  --threads T          intra-op threads (default: all cores)\n"
     "  --img-size S         run at another input size (position embedding resampled)\n"
-    "  --device cpu|cuda    cuda needs a CUDA LibTorch; this build says if it has none\n";
+    "  --device cpu|cuda    cuda needs a CUDA LibTorch; this build says if it has none\n"
+    "  --dtype fp32|bf16    compute precision (default fp32, the reference); bf16: linear layers and attention\n"
+    "                       products in bf16, reducers on fp32 inputs (README, Precision); not for calibrate\n";
 
 }  // namespace
 

@@ -2,13 +2,16 @@
 #include "commands.h"
 #include "error.h"
 #include "model.h"
+#include "precision.h"
 #include "runtime.h"
 
 #include <ATen/Context.h>
 
+#include <cstdio>
+
 namespace ms::cli {
 
-const std::set<std::string> kModelOptions = {"model", "random-weights", "arch", "threads", "seed", "img-size", "device"};
+const std::set<std::string> kModelOptions = {"model", "random-weights", "arch", "threads", "seed", "img-size", "device", "dtype"};
 
 namespace {
 std::shared_ptr<const Model> load(const Args& args);
@@ -23,8 +26,13 @@ std::shared_ptr<const Model> load_model_from_args(const Args& args) {
                          ? "cuda: this LibTorch has CUDA, but mergescope's CUDA paths are not validated yet; use cpu"
                          : "cuda: built without CUDA (this LibTorch is CPU-only; see README, GPU)");
   }
-  const auto model = load(args);
-  return args.has("img-size") ? Model::with_input_size(model, args.get_int("img-size", 0, 1, 4096)) : model;
+  const Dtype dtype = parse_dtype(args.get("dtype", "fp32"), "--dtype");
+  auto model = load(args);
+  if (args.has("img-size")) model = Model::with_input_size(model, args.get_int("img-size", 0, 1, 4096));
+  if (dtype != Dtype::Float32) {
+    if (const std::string notice = bf16_notice(); !notice.empty()) std::fprintf(stderr, "%s\n", notice.c_str());
+  }
+  return Model::with_dtype(model, dtype);
 }
 
 namespace {

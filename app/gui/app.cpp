@@ -61,6 +61,7 @@ App::App(const AppOptions& o) : backend_(std::make_shared<Backend>()) {
   // By default LibTorch gets all cores but one: the frame loop (and a software GL) keeps a core. With every
   // core given to LibTorch, its parallel regions wait on a thread the frame loop has descheduled: on this
   // 2-core machine under Xvfb a deit_tiny pane took 5.9 s instead of 0.2 s.
+  state_.dtype = o.dtype;
   init_engine_runtime(o.threads > 0 ? o.threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) - 1));
   state_.fill = o.fill;
   state_.opacity = o.opacity;
@@ -193,8 +194,9 @@ void App::load_model(const std::string& text) {
   const int max_overlay_side = renderer_->max_side();
   const std::string spec = trimmed(text);
   state_.model_spec = spec;
-  worker_->submit("loading model", [this, backend, spec, max_overlay_side](TaskContext& ctx) {
-    auto session = ModelSession::load(spec);
+  const std::string dtype = state_.dtype;
+  worker_->submit("loading model", [this, backend, spec, dtype, max_overlay_side](TaskContext& ctx) {
+    auto session = ModelSession::load(spec, dtype);
     ctx.check();
     std::shared_ptr<const LoadedImage> image;
     std::string path;
@@ -231,7 +233,8 @@ void App::load_model(const std::string& text) {
         image_uploaded_ = false;
         note_downscaled(*image);
       }
-      state_.post(false, "loaded " + state_.model.name + " from " + state_.model.source);
+      state_.post(false, "loaded " + state_.model.name + " from " + state_.model.source + " (" + state_.model.dtype + ")");
+      if (!state_.model.dtype_notice.empty()) state_.post(false, state_.model.dtype_notice);
       rerun_all();
     });
   });
@@ -567,6 +570,7 @@ void App::export_all(const std::string& dir) {
   }
   j["layer"] = state_.layer;  // blocks from 0, as everywhere
   j["layer_note"] = "block index from 0; overlays show the partition after this block";
+  j["dtype"] = state_.model_ready ? state_.model.dtype : state_.dtype;
   j["fill"] = fill_mode_name(state_.fill);
   j["opacity"] = static_cast<int>(std::lround(state_.opacity * 255));
   j["boundaries"] = state_.boundaries;

@@ -23,6 +23,7 @@ struct AppOptions {
   float opacity = 0.55f;
   int plot_tab = 0;
   int threads = 0;
+  std::string dtype = "fp32";        // fp32 | bf16 (core/precision.h)
   std::string export_dir = "mergescope-export";
 };
 

@@ -26,6 +26,8 @@ struct ModelSummary {
   std::string name;    // architecture, e.g. deit_tiny_patch16_224
   std::string source;  // weights file
   int depth = 0, grid = 0, patch = 0, img_size = 0, prefix_tokens = 1, width = 0, heads = 0;
+  std::string dtype = "fp32";  // compute precision (core/precision.h)
+  std::string dtype_notice;    // bf16 without native support: what runs instead (shown once)
 };
 
 // Where the model's input crop lies in the original image: the crop covers original pixels
@@ -144,6 +146,7 @@ struct HoverState {
 struct AppState {
   // Model
   std::string model_spec;
+  std::string dtype = "fp32";  // the compute precision models load with (--dtype)
   ModelSummary model;
   bool model_ready = false;
   std::vector<std::string> available_models;  // names found on the search path

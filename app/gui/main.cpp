@@ -37,6 +37,7 @@ const char* kUsage =
     "  --pin R,C            pin patch (row, col): its group lights up in every pane\n"
     "  --size WxH           window size (default 1600x1000)\n"
     "  --threads T          LibTorch threads (default: all cores but one, which the window keeps)\n"
+    "  --dtype fp32|bf16    compute precision (default fp32; README, Precision)\n"
     "  --screenshot FILE    when all work is done, render --frames N more frames, save the window as PNG, exit\n"
     "  --frames N           frames to render before the screenshot (default 3)\n"
     "  --export-all DIR     when all work is done, export panes, plots and state.json into DIR (then exit if\n"
@@ -101,7 +102,7 @@ Launch parse_launch(const std::vector<std::string>& argv) {
   Launch l;
   ms::gui::AppOptions& options = l.app;
   const ms::cli::Args args(argv, {"exit"},
-                           {"model", "method", "layer", "fill", "opacity", "plots", "pin", "size", "threads", "screenshot",
+                           {"model", "method", "layer", "fill", "opacity", "plots", "pin", "size", "threads", "dtype", "screenshot",
                             "frames", "export-all", "bench-latency", "drop", "browse"});
   if (args.positionals().size() > 1) fail("mergescope", "give at most one IMAGE");
   if (!args.positionals().empty()) options.image = args.positionals()[0];
@@ -116,6 +117,8 @@ Launch parse_launch(const std::vector<std::string>& argv) {
     if (options.plot_tab < 0) fail("--plots", "'" + t + "' is not one of energy, spectrum, cost");
   }
   options.threads = args.get_int("threads", 0, 0, 1024);
+  options.dtype = args.get("dtype", "fp32");
+  if (options.dtype != "fp32" && options.dtype != "bf16") fail("--dtype", "'" + options.dtype + "' is not fp32 or bf16");
   if (args.has("size")) {
     const std::string s = args.get("size");
     const size_t x = s.find('x');

@@ -60,7 +60,16 @@ void draw_controls(AppState& s) {
     ImGui::EndCombo();
   }
   if (s.model_ready)
-    ImGui::TextDisabled("%d blocks, %d x %d patches, width %d", s.model.depth, s.model.grid, s.model.grid, s.model.width);
+    ImGui::TextDisabled("%d blocks, %d x %d patches, width %d, %s", s.model.depth, s.model.grid, s.model.grid,
+                        s.model.width, s.model.dtype.c_str());
+  // Compute precision (core/precision.h): a change reloads the model, whose bf16 weights are converted at load.
+  int bf16 = s.dtype == "bf16";
+  const bool changed = ImGui::RadioButton("fp32", &bf16, 0);
+  ImGui::SameLine();
+  if ((ImGui::RadioButton("bf16", &bf16, 1) || changed) && (bf16 == 1) != (s.dtype == "bf16")) {
+    s.dtype = bf16 ? "bf16" : "fp32";
+    if (!s.model_spec.empty()) s.request(RequestKind::LoadModel, -1, s.model_spec);
+  }
   auto& model_path = s.model_path_edit;
   ImGui::SetNextItemWidth(-60);
   const bool enter = ImGui::InputTextWithHint("##modelpath", "model folder or file", model_path.data(), model_path.size(),

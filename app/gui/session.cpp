@@ -1,3 +1,4 @@
+#include "precision.h"
 #include "session.h"
 
 #include "batch.h"
@@ -69,9 +70,9 @@ void spectral_check(PaneResult& r) {
   for (const Eigen::VectorXd& lifted : t.lifted) r.eig_lifted.emplace_back(lifted.data(), lifted.data() + lifted.size());
 }
 
-std::shared_ptr<const ModelSession> ModelSession::load(const std::string& spec) {
+std::shared_ptr<const ModelSession> ModelSession::load(const std::string& spec, const std::string& dtype) {
   auto impl = std::make_shared<Impl>();
-  impl->model = Model::load(spec);
+  impl->model = Model::with_dtype(Model::load(spec), parse_dtype(dtype, "--dtype"));
   const VitConfig& c = impl->model->config();
   impl->preprocess = preprocess_spec(c);
   try {
@@ -91,6 +92,8 @@ std::shared_ptr<const ModelSession> ModelSession::load(const std::string& spec) 
   s.prefix_tokens = c.num_prefix_tokens();
   s.width = c.embed_dim;
   s.heads = c.num_heads;
+  s.dtype = dtype_name(impl->model->dtype());
+  if (impl->model->dtype() != Dtype::Float32) s.dtype_notice = bf16_notice();
   return session;
 }
 

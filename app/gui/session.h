@@ -16,7 +16,8 @@ class ModelSession {
  public:
   // Loads a model folder, weights file or name on the search path; the labels from the data search path
   // (class indices when synset_words.txt is missing).
-  static std::shared_ptr<const ModelSession> load(const std::string& spec);
+  // `dtype`: "fp32" or "bf16" (core/precision.h); throws ms::Error naming what is wrong.
+  static std::shared_ptr<const ModelSession> load(const std::string& spec, const std::string& dtype = "fp32");
 
   const ModelSummary& summary() const { return summary_; }
 

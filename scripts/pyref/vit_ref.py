@@ -350,12 +350,14 @@ def cmd_preprocess(a):
     return 0
 
 
-def time_forward(model, cfg, batch, warmup, repeat):
-    """Seconds of each timed forward on a fixed random batch, after `warmup` untimed ones."""
+def time_forward(model, cfg, batch, warmup, repeat, dtype="fp32"):
+    """Seconds of each timed forward on a fixed random batch, after `warmup` untimed ones. dtype bf16: CPU
+    autocast to bfloat16, the way eager PyTorch users run bf16 (linear layers and matmuls in bf16)."""
     size = cfg["pretrained_cfg"]["input_size"]
     x = torch.randn(batch, *size, generator=torch.Generator().manual_seed(0))
     times = []
-    with torch.inference_mode():
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bf16")
+    with torch.inference_mode(), autocast:
         for i in range(warmup + repeat):
             t = time.perf_counter()
             model(x)
@@ -370,11 +372,11 @@ def cmd_bench(a):
         model, cfg = random_model(a.random_weights)
     else:
         model, cfg = load_model(a.model)
-    times = time_forward(model, cfg, a.batch, a.warmup, a.repeat)
+    times = time_forward(model, cfg, a.batch, a.warmup, a.repeat, a.dtype)
     med_ms = 1000.0 * statistics.median(times)
     name = a.random_weights or os.path.basename(os.path.normpath(a.model))
     print(json.dumps({"engine": "pytorch-eager", "model": name,
-                      "batch": a.batch, "threads": a.threads, "median_ms": round(med_ms, 3),
+                      "batch": a.batch, "threads": a.threads, "dtype": a.dtype, "median_ms": round(med_ms, 3),
                       "images_per_s": round(a.batch / (med_ms / 1000.0), 2)}))
     return 0
 
@@ -412,6 +414,7 @@ def main(argv=None):
     s.add_argument("--threads", type=int, default=1)
     s.add_argument("--warmup", type=int, default=3)
     s.add_argument("--repeat", type=int, default=10)
+    s.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
     s.set_defaults(fn=cmd_bench)
 
     a = p.parse_args(argv)
