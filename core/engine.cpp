@@ -206,7 +206,7 @@ RunResult run(const Model& model, const at::Tensor& images, Reducer* reducer, co
         if (options.trace) {
           // Original tokens already pruned (-1) stay pruned; the rest follow their token to its slot.
           const at::Tensor before = source;
-          source = at::where(before < 0, before, plan.dest.gather(1, before.clamp_min(0)));
+          source = at::where(before < 0, before, plan.dest.to(at::kCPU).gather(1, before.clamp_min(0)));
           pruned_now = (before >= 0) & (source < 0);
         }
       }

@@ -14,7 +14,7 @@ namespace {
 
 TEST(EngineGolden, DeitTinyLogitsMatchReference) {
   const SafetensorsFile golden = read_safetensors(test::golden_file());
-  const auto model = Model::load("deit_tiny_patch16_224");
+  const auto model = Model::load("deit_tiny_patch16_224", test::test_device());
   c10::InferenceMode guard;
   const at::Tensor logits = model->forward(golden.tensors.at("input"));
   const at::Tensor& expected = golden.tensors.at("none.logits");
@@ -24,13 +24,13 @@ TEST(EngineGolden, DeitTinyLogitsMatchReference) {
   std::snprintf(text, sizeof text, "%.2e", err);
   RecordProperty("relative_max_error", text);
   EXPECT_LT(err, test::kLogitRelTol);
-  EXPECT_TRUE(at::equal(logits.argmax(1), expected.argmax(1)));
+  EXPECT_TRUE(at::equal(logits.argmax(1).cpu(), expected.argmax(1)));
 }
 
 TEST(EngineGolden, BatchOfOneEqualsBatchedRows) {
   // Every row is computed independently: batching must not change a single image's logits.
   const SafetensorsFile golden = read_safetensors(test::golden_file());
-  const auto model = Model::load("deit_tiny_patch16_224");
+  const auto model = Model::load("deit_tiny_patch16_224", test::test_device());
   c10::InferenceMode guard;
   const at::Tensor input = golden.tensors.at("input");
   const at::Tensor batched = model->forward(input);

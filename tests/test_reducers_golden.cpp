@@ -40,7 +40,7 @@ class ReducerGolden : public ::testing::TestWithParam<Setting> {
  protected:
   static void SetUpTestSuite() {
     golden_ = new SafetensorsFile(read_safetensors(test::golden_file()));
-    model_ = Model::load("deit_tiny_patch16_224");
+    model_ = Model::load("deit_tiny_patch16_224", test::test_device());
   }
   static void TearDownTestSuite() {
     delete golden_;

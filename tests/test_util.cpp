@@ -52,8 +52,21 @@ std::string fixtures_dir() { return env_or("MERGESCOPE_FIXTURES", "build/tests/f
 std::string shared_image(const std::string& name) { return "../shared/data/imagenet-sample/" + name; }
 std::string cli_path() { return env_or("MERGESCOPE_CLI", "build/app/mergescope-cli"); }
 
+c10::Device test_device() {
+  static const c10::Device device = [] {
+    const c10::Device d(env_or("MERGESCOPE_TEST_DEVICE", "cpu"));
+    if (d.is_cuda() && !at::hasCUDA()) {
+      std::fprintf(stderr, "MERGESCOPE_TEST_DEVICE=%s, but this LibTorch has no CUDA or sees no GPU\n", d.str().c_str());
+      std::exit(1);
+    }
+    std::printf("[mergescope] test device: %s\n", d.str().c_str());
+    return d;
+  }();
+  return device;
+}
+
 double relative_max_error(const at::Tensor& a, const at::Tensor& b) {
-  return (a - b).abs().max().item<double>() / b.abs().max().item<double>();
+  return (a.to(b.device()) - b).abs().max().item<double>() / b.abs().max().item<double>();
 }
 
 CommandResult run_command(const std::string& command_line) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
 
 #include <string>
 
@@ -19,8 +20,11 @@ std::string golden_file();        // ../shared/golden/deit_tiny_merge_reference.
 std::string fixtures_dir();       // made by tests/fixtures/make_fixtures.py
 std::string shared_image(const std::string& name);  // ../shared/data/imagenet-sample/<name>
 std::string cli_path();
+// The device the golden suites run the model on: MERGESCOPE_TEST_DEVICE (cpu, cuda, cuda:N; default cpu). Printed once
+// as "[mergescope] test device: ..." (scripts/gpu_check.sh checks it); exits 1 when CUDA is asked for and absent.
+c10::Device test_device();
 
-// max |a - b| / max |b|
+// max |a - b| / max |b| (a is moved to b's device)
 double relative_max_error(const at::Tensor& a, const at::Tensor& b);
 
 struct CommandResult {

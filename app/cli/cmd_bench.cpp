@@ -45,7 +45,8 @@ int cmd_bench(const std::vector<std::string>& argv) {
   const bool with_methods = args.has("method");
   const std::vector<std::string> specs = resolve_methods(args, c, with_methods);
   c10::InferenceMode guard;
-  const at::Tensor input = at::randn({batch, 3, c.img_size, c.img_size}, at::detail::createCPUGenerator(1));
+  const at::Tensor input =
+      at::randn({batch, 3, c.img_size, c.img_size}, at::detail::createCPUGenerator(1)).to(model->device());
 
   std::vector<BenchRow> rows;
   std::vector<std::unique_ptr<Reducer>> reducers;

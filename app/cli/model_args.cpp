@@ -14,20 +14,17 @@ namespace ms::cli {
 const std::set<std::string> kModelOptions = {"model", "random-weights", "arch", "threads", "seed", "img-size", "device", "dtype"};
 
 namespace {
-std::shared_ptr<const Model> load(const Args& args);
+std::shared_ptr<const Model> load(const Args& args, c10::Device device);
 }
 
 std::shared_ptr<const Model> load_model_from_args(const Args& args) {
   const std::string device = args.get("device", "cpu");
   if (device != "cpu") {
     if (device != "cuda" && device.rfind("cuda:", 0) != 0) fail("--device", "'" + device + "' is not cpu or cuda[:N]");
-    // The reducers and the fused attention are validated on the CPU only so far (no GPU was available).
-    fail("--device", at::globalContext().hasCUDA()
-                         ? "cuda: this LibTorch has CUDA, but mergescope's CUDA paths are not validated yet; use cpu"
-                         : "cuda: built without CUDA (this LibTorch is CPU-only; see README, GPU)");
+    if (!at::hasCUDA()) fail("--device", "cuda: this LibTorch has no CUDA, or sees no GPU (see README, GPU)");
   }
   const Dtype dtype = parse_dtype(args.get("dtype", "fp32"), "--dtype");
-  auto model = load(args);
+  auto model = load(args, c10::Device(device));
   if (args.has("img-size")) model = Model::with_input_size(model, args.get_int("img-size", 0, 1, 4096));
   if (dtype != Dtype::Float32) {
     if (const std::string notice = bf16_notice(); !notice.empty()) std::fprintf(stderr, "%s\n", notice.c_str());
@@ -37,19 +34,19 @@ std::shared_ptr<const Model> load_model_from_args(const Args& args) {
 
 namespace {
 
-std::shared_ptr<const Model> load(const Args& args) {
+std::shared_ptr<const Model> load(const Args& args, c10::Device device) {
   init_runtime(args.get_int("threads", 0, 1, 1024));
   if (args.has("random-weights")) {
     if (args.has("model")) fail("--random-weights", "give either --model or --random-weights, not both");
-    return Model::random(args.get("random-weights"), c10::kCPU, static_cast<uint64_t>(args.get_int("seed", 0, 0, 1 << 30)));
+    return Model::random(args.get("random-weights"), device, static_cast<uint64_t>(args.get_int("seed", 0, 0, 1 << 30)));
   }
   const std::string spec = args.get("model", "deit_tiny_patch16_224");
   if (args.has("arch")) {
     const CheckpointLocation loc = locate_model(spec);
     return Model::from_state_dict(config_from_arch_name(args.get("arch")), read_state_dict(loc.weights_path),
-                                  loc.weights_path);
+                                  loc.weights_path, device);
   }
-  return Model::load(spec);
+  return Model::load(spec, device);
 }
 
 }  // namespace

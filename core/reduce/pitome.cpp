@@ -63,7 +63,7 @@ class Pitome final : public Reducer {
     if (ctx.record_energy) plan.energy = reduce::with_prefix(e, P, std::nan(""));
     if (r <= 0) return plan;
     const at::Tensor order = e.argsort(-1, /*descending=*/true);
-    const auto opts = at::TensorOptions().dtype(at::kLong);
+    const auto opts = ctx.x.options().dtype(at::kLong);
     at::Tensor dest_t = at::empty({B, T}, opts);  // slot of each non-prefix token, before adding P
 
     const bool bipartite = variant_ == Variant::Code && ctx.layer < (ctx.depth + 1) / 2;

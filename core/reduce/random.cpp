@@ -63,6 +63,7 @@ class RandomMerge final : public Reducer {
     plan.dest = at::empty({B, N}, opts);
     plan.dest.slice(1, 0, P).copy_(at::arange(P, opts).expand({B, P}));
     plan.dest.slice(1, P).copy_(dest_t + P);
+    plan.dest = plan.dest.to(ctx.x.device());  // drawn on the CPU (per-image generators), applied where the tokens are
     plan.tokens = N - r;
     return plan;
   }

@@ -77,7 +77,7 @@ class Tome final : public Reducer {
     const int64_t n_unm = Na - r;
 
     // Slots in ToMe's output order [unm, dst]: unmerged A -> its rank, merged A -> its B's slot.
-    const auto opts = at::TensorOptions().dtype(at::kLong);
+    const auto opts = ctx.x.options().dtype(at::kLong);
     at::Tensor dest_a = at::empty({B, Na}, opts);
     dest_a.scatter_(1, unm_idx, at::arange(n_unm, opts).expand({B, n_unm}));
     dest_a.scatter_(1, src_idx, dst_idx + n_unm);
