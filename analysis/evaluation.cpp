@@ -81,8 +81,10 @@ std::string format_eval_table(const std::string& model, const std::vector<Method
     const double ips = t.images / t.seconds;
     print("%-28s %7.2f%% %7.2f%% %8.3f %10.1f", t.spec.c_str(), t.accuracy.top1_percent(), t.accuracy.top5_percent(),
           t.macs / t.images * 1e-9, ips);
-    if (baseline) print(" %8.2fx", ips / (baseline->images / baseline->seconds));
-    else print(" %9s", "");
+    if (baseline)
+      print(" %8.2fx", ips / (baseline->images / baseline->seconds));
+    else
+      print(" %9s", "");
     print(" %5s\n", t.dtype.c_str());
   }
   return out;

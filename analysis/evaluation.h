@@ -38,9 +38,9 @@ struct Accuracy {
 struct MethodTotals {
   std::string spec;
   Accuracy accuracy;
-  int images = 0;      // every image, labelled or not
-  double macs = 0;     // summed over images, in image order (so sums from shards equal eval's exactly)
-  double seconds = 0;  // forward passes only
+  int images = 0;              // every image, labelled or not
+  double macs = 0;             // summed over images, in image order (so sums from shards equal eval's exactly)
+  double seconds = 0;          // forward passes only
   std::string dtype = "fp32";  // the compute precision of the forwards (core/precision.h)
 
   void add(const ImageResult& r, double image_macs);

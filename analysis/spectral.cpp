@@ -22,9 +22,12 @@ GraphKernel kernel_from_name(const std::string& name) {
 
 std::string kernel_name(GraphKernel k) {
   switch (k) {
-    case GraphKernel::OneMinusCos: return "one-minus-cos";
-    case GraphKernel::ClippedCos: return "clipped-cos";
-    case GraphKernel::Gaussian: return "gaussian";
+    case GraphKernel::OneMinusCos:
+      return "one-minus-cos";
+    case GraphKernel::ClippedCos:
+      return "clipped-cos";
+    case GraphKernel::Gaussian:
+      return "gaussian";
   }
   return "?";
 }
@@ -33,8 +36,9 @@ namespace {
 
 // Rows scaled to unit length, in double.
 Eigen::MatrixXd unit_rows(const float* keys, int n, int dim) {
-  Eigen::MatrixXd k = Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(keys, n, dim)
-                          .cast<double>();
+  Eigen::MatrixXd k =
+      Eigen::Map<const Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(keys, n, dim)
+          .cast<double>();
   for (int i = 0; i < n; ++i) {
     const double norm = k.row(i).norm();
     if (norm > 0) k.row(i) /= norm;
@@ -52,9 +56,15 @@ Eigen::MatrixXd token_graph(const float* keys, int n, int dim, const GraphOption
     for (int i = 0; i < n; ++i) {
       const double c = std::clamp(cos(i, j), -1.0, 1.0);
       switch (options.kernel) {
-        case GraphKernel::OneMinusCos: W(i, j) = 1.0 - c; break;
-        case GraphKernel::ClippedCos: W(i, j) = std::max(c, 0.0); break;
-        case GraphKernel::Gaussian: W(i, j) = std::exp(-(1.0 - c) * (1.0 - c) / (2 * options.sigma * options.sigma)); break;
+        case GraphKernel::OneMinusCos:
+          W(i, j) = 1.0 - c;
+          break;
+        case GraphKernel::ClippedCos:
+          W(i, j) = std::max(c, 0.0);
+          break;
+        case GraphKernel::Gaussian:
+          W(i, j) = std::exp(-(1.0 - c) * (1.0 - c) / (2 * options.sigma * options.sigma));
+          break;
       }
     }
   W.diagonal().setZero();
@@ -99,7 +109,8 @@ class FullSymProduct {
 
 Eigen::VectorXd extreme_eigenvalues(const Eigen::MatrixXd& symmetric, int k, bool largest) {
   const int n = static_cast<int>(symmetric.rows());
-  if (k <= 0 || k >= n) fail("extreme_eigenvalues", "k = " + std::to_string(k) + " must be in [1, " + std::to_string(n - 1) + "]");
+  if (k <= 0 || k >= n)
+    fail("extreme_eigenvalues", "k = " + std::to_string(k) + " must be in [1, " + std::to_string(n - 1) + "]");
   FullSymProduct op(symmetric);
   const int ncv = std::min(n, std::max(2 * k + 1, 20));
   Spectra::SymEigsSolver<FullSymProduct> solver(op, k, ncv);
@@ -216,7 +227,8 @@ Partition random_partition_like(const Partition& p, unsigned seed) {
 }
 
 Partition kmeans_partition(const float* keys, int n, int dim, int groups, unsigned seed, int iterations) {
-  if (groups <= 0 || groups > n) fail("kmeans", "cannot make " + std::to_string(groups) + " groups of " + std::to_string(n) + " points");
+  if (groups <= 0 || groups > n)
+    fail("kmeans", "cannot make " + std::to_string(groups) + " groups of " + std::to_string(n) + " points");
   const Eigen::MatrixXd x = unit_rows(keys, n, dim);
   const Eigen::VectorXd x2 = x.rowwise().squaredNorm();
   std::mt19937 rng(seed);

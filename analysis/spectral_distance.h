@@ -55,8 +55,8 @@ class TokenGraph {
   double sd(const Partition& p, Eigen::VectorXd* lifted = nullptr) const;
 
  private:
-  Eigen::MatrixXd W_;       // dense kernels
-  Eigen::MatrixXd B_;       // 1 - cos: W = B diag(signs) B^T
+  Eigen::MatrixXd W_;  // dense kernels
+  Eigen::MatrixXd B_;  // 1 - cos: W = B diag(signs) B^T
   Eigen::VectorXd signs_;
   SdOptions options_;
   Spectrum spectrum_;

@@ -17,12 +17,16 @@ namespace {
 const char* kRandomBaseline = "random: partition of the same sizes";
 const char* kKmeansBaseline = "k-means: same number of groups";
 
-double h_edge(int b) { return EnergyHistogram::kLo + b * (EnergyHistogram::kHi - EnergyHistogram::kLo) / EnergyHistogram::kBins; }
+double h_edge(int b) {
+  return EnergyHistogram::kLo + b * (EnergyHistogram::kHi - EnergyHistogram::kLo) / EnergyHistogram::kBins;
+}
 
 bool is_baseline(const std::string& name) { return name == kRandomBaseline || name == kKmeansBaseline; }
 
 // Rows [prefix, tokens) of a trace layer's keys.
-const float* patch_keys(const LayerTrace& lt, int prefix) { return lt.keys.data() + static_cast<size_t>(prefix) * lt.key_dim; }
+const float* patch_keys(const LayerTrace& lt, int prefix) {
+  return lt.keys.data() + static_cast<size_t>(prefix) * lt.key_dim;
+}
 
 double sd_or_nan(const TokenGraph& g, const std::optional<Partition>& p, Eigen::VectorXd* lifted = nullptr) {
   return p ? g.sd(*p, lifted) : std::nan("");
@@ -67,7 +71,9 @@ void EnergyHistogram::add(double energy, bool was_merged) {
 }
 
 SpectralReport::SpectralReport(std::vector<std::string> methods, int depth, SpectralOptions options)
-    : methods_(std::move(methods)), depth_(depth), curve_layer_(options.curve_layer < 0 ? depth / 2 : options.curve_layer),
+    : methods_(std::move(methods)),
+      depth_(depth),
+      curve_layer_(options.curve_layer < 0 ? depth / 2 : options.curve_layer),
       options_(options) {
   if (curve_layer_ >= depth)
     fail("--layer", std::to_string(curve_layer_) + " is past the last block (" + std::to_string(depth - 1) + ")");

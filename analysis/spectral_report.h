@@ -36,8 +36,8 @@ struct EnergyHistogram {
 
 struct MethodSpectra {
   std::string method;
-  std::vector<RunningStat> sd_theorem, sd_layer;      // per layer
-  std::vector<RunningStat> tokens;                    // tokens leaving each block
+  std::vector<RunningStat> sd_theorem, sd_layer;  // per layer
+  std::vector<RunningStat> tokens;                // tokens leaving each block
   // Per layer: energies of the block's input tokens, all methods by one formula (the released code's, as the
   // trace records it with RunOptions::released_energy) so that every method's merges read against the same
   // scale. Tokens the block pruned are neither merged nor kept and are left out.

@@ -213,8 +213,8 @@ std::string matched_spec(const SweepMethodRule& rule, const VitConfig& config, c
 // Learned thresholds are checked for depth only when loaded, so the two tiny models (both 12 blocks) would
 // take each other's files silently. A threshold file records the weights it was calibrated on; refuse it for
 // another model.
-void check_thresholds_model(const SweepFile& sw, const SweepMethodRule& rule, const std::string& spec, const std::string& model,
-                            const std::string& weights) {
+void check_thresholds_model(const SweepFile& sw, const SweepMethodRule& rule, const std::string& spec,
+                            const std::string& model, const std::string& weights) {
   ReducerSpec parsed(spec);
   if (!parsed.has("thresholds")) return;
   const std::string file = parsed.get_string("thresholds", "");
@@ -229,8 +229,8 @@ void check_thresholds_model(const SweepFile& sw, const SweepMethodRule& rule, co
   if (calibrated_on.empty()) return;
   std::error_code ec1, ec2;
   const bool same = fs::exists(calibrated_on, ec1) ? fs::equivalent(calibrated_on, weights, ec2)
-                                                    : fs::path(calibrated_on).parent_path().filename() ==
-                                                          fs::path(weights).parent_path().filename();
+                                                   : fs::path(calibrated_on).parent_path().filename() ==
+                                                         fs::path(weights).parent_path().filename();
   if (!same)
     bad(sw.path, rule.where,
         file + " holds thresholds calibrated on " + excerpt(calibrated_on, 120) + ", not on " + model + " (" + weights +
@@ -906,9 +906,13 @@ std::string csv_quote(const std::string& s) {
 }
 
 std::string family_name(const std::string& family) {
-  static const std::map<std::string, std::string> names = {
-      {"none", "no reduction"}, {"tome", "ToMe"},           {"pitome", "PiToMe (paper)"}, {"pitome-code", "PiToMe (code)"},
-      {"random", "random merging"}, {"ltmp", "LTMP"}, {"ltp", "LTP"}};
+  static const std::map<std::string, std::string> names = {{"none", "no reduction"},
+                                                           {"tome", "ToMe"},
+                                                           {"pitome", "PiToMe (paper)"},
+                                                           {"pitome-code", "PiToMe (code)"},
+                                                           {"random", "random merging"},
+                                                           {"ltmp", "LTMP"},
+                                                           {"ltp", "LTP"}};
   const auto it = names.find(family);
   return it == names.end() ? family : it->second;
 }
@@ -966,7 +970,8 @@ std::string series_label(const SweepFile& sw, const std::string& model, const st
         const std::vector<char> bytes = read_file(file, kMaxSweepFileBytes, "threshold file");
         const auto j = nlohmann::json::parse(bytes.begin(), bytes.end());
         const auto& c = j.at("calibration");  // files written before MACs were called MACs say target_flops
-        targets.push_back(reduce::format_number((c.contains("target_macs") ? c.at("target_macs") : c.at("target_flops")).get<double>()));
+        targets.push_back(reduce::format_number(
+            (c.contains("target_macs") ? c.at("target_macs") : c.at("target_flops")).get<double>()));
       } catch (const std::exception&) {
         return name + ", " + std::to_string(values.size()) + " threshold file" + (values.size() == 1 ? "" : "s");
       }
@@ -1068,9 +1073,10 @@ void write_merged_report(const SweepPlan& plan, const MergedSweep& merged, const
                               [](const MergedMethod& m) { return m.totals.accuracy.top1_percent(); }),
                 dir + "/top1_vs_gmacs_" + tag);
     save_figure(family_figure(plan, mm,
-                              mm.model->name + ": images/s vs GMACs, batch " + std::to_string(plan.sweep.batch) + ", " + threads +
-                                  (threads == "1" ? " thread" : " threads") + " per shard",
-                              "images/s (forward passes only)", [](const MergedMethod& m) { return m.totals.images / m.totals.seconds; }),
+                              mm.model->name + ": images/s vs GMACs, batch " + std::to_string(plan.sweep.batch) + ", " +
+                                  threads + (threads == "1" ? " thread" : " threads") + " per shard",
+                              "images/s (forward passes only)",
+                              [](const MergedMethod& m) { return m.totals.images / m.totals.seconds; }),
                 dir + "/speed_vs_gmacs_" + tag);
     if (plan.sweep.spectrum)
       save_figure(

@@ -24,9 +24,9 @@ class Model;
 
 // One entry of a sweep file's "methods" list, before expansion.
 struct SweepMethodRule {
-  std::string where;                // "methods[3]", for messages
-  std::string spec;                 // a whole spec string ("none", "tome:r=13"); empty for an object entry
-  std::string method;               // object entries: the method name ("tome")
+  std::string where;   // "methods[3]", for messages
+  std::string spec;    // a whole spec string ("none", "tome:r=13"); empty for an object entry
+  std::string method;  // object entries: the method name ("tome")
   // Object entries: each key with its values; every combination becomes one spec (first key outermost).
   std::vector<std::pair<std::string, std::vector<std::string>>> keys;
   std::string match;                // pitome/pitome-code: a method name or spec whose GMACs each row takes
@@ -130,7 +130,7 @@ UnitFileState inspect_unit(const SweepPlan& plan, int unit, const std::string& o
 // Every method of one model, merged over its units.
 struct MergedMethod {
   MethodTotals totals;
-  std::vector<ImageResult> results;              // image order
+  std::vector<ImageResult> results;               // image order
   std::vector<RunningStat> sd_theorem, sd_layer;  // per block (spectrum sweeps)
 };
 

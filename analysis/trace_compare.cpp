@@ -100,8 +100,9 @@ PartitionComparison classify_difference(const ImageTrace& ours, const ReferenceP
     smallest = std::min(smallest, margin_of(closest));
     std::string tokens;
     for (int i : members) tokens += (tokens.empty() ? "" : ",") + std::to_string(i);
-    groups += (groups.empty() ? "" : "; ") + ("input tokens {" + tokens + "} (smallest margin " +
-                                              format_margin(margin_of(closest)) + " at token " + std::to_string(closest) + ")");
+    groups += (groups.empty() ? "" : "; ") +
+              ("input tokens {" + tokens + "} (smallest margin " + format_margin(margin_of(closest)) + " at token " +
+               std::to_string(closest) + ")");
   }
   if (groups.empty()) return mismatch(l, "partitions differ but no group of input tokens does");  // cannot happen
   if (!(smallest < tolerance))
@@ -117,8 +118,7 @@ PartitionComparison classify_difference(const ImageTrace& ours, const ReferenceP
 
 }  // namespace
 
-PartitionComparison compare_partitions(const ImageTrace& ours, const ReferencePartitions& reference,
-                                       double tolerance) {
+PartitionComparison compare_partitions(const ImageTrace& ours, const ReferencePartitions& reference, double tolerance) {
   if (reference.size() != ours.layers.size())
     return mismatch(0, "the reference has " + std::to_string(reference.size()) + " layers, the run " +
                            std::to_string(ours.layers.size()));
@@ -132,8 +132,8 @@ PartitionComparison compare_partitions(const ImageTrace& ours, const ReferencePa
                                  std::to_string(lt.tokens_in) + " input tokens");
     for (size_t i = 0; i < lt.margin.size(); ++i)
       if (!(lt.margin[i] >= 0))  // also NaN
-        return mismatch(layer, "invalid margin " + format_margin(lt.margin[i]) + " of input token " + std::to_string(i) +
-                                   " (margins are >= 0)");
+        return mismatch(layer, "invalid margin " + format_margin(lt.margin[i]) + " of input token " +
+                                   std::to_string(i) + " (margins are >= 0)");
   }
   for (size_t l = 0; l < reference.size(); ++l) {
     const int layer = static_cast<int>(l);
@@ -148,9 +148,12 @@ PartitionComparison compare_partitions(const ImageTrace& ours, const ReferencePa
 
 const char* outcome_name(PartitionComparison::Outcome outcome) {
   switch (outcome) {
-    case Outcome::kIdentical: return "identical";
-    case Outcome::kTie: return "tie";
-    case Outcome::kMismatch: return "mismatch";
+    case Outcome::kIdentical:
+      return "identical";
+    case Outcome::kTie:
+      return "tie";
+    case Outcome::kMismatch:
+      return "mismatch";
   }
   return "?";
 }

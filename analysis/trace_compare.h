@@ -30,9 +30,9 @@ constexpr double kTieTolerance = 2e-4;
 struct PartitionComparison {
   enum class Outcome { kIdentical, kTie, kMismatch };
   Outcome outcome = Outcome::kIdentical;
-  int layer = -1;       // first layer whose partition differs (-1: none)
-  double margin = 0;    // tie: the smallest margin among the groups that differ (< tolerance)
-  std::string detail;   // what differs, with the margins there (ties and mismatches)
+  int layer = -1;      // first layer whose partition differs (-1: none)
+  double margin = 0;   // tie: the smallest margin among the groups that differ (< tolerance)
+  std::string detail;  // what differs, with the margins there (ties and mismatches)
 };
 
 // Partitions per layer of the reference: reference[l][t] = output token holding original token t after

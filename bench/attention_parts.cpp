@@ -50,22 +50,38 @@ int main(int argc, char** argv) {
   std::vector<Step> steps = {
       {"layer_norm", [&] { at::layer_norm(x, {C}, ln_w, ln_b, 1e-6); }},
       {"qkv addmm", [&] { qkv_flat = at::addmm(bqkv, x, wqkv.t()); }},
-      {"permute to [3,B,H,N,D]", [&] { qkv = qkv_flat.view({B, N, 3, H, D}).permute({2, 0, 3, 1, 4}).contiguous(); }},
+      {"permute to [3,B,H,N,D]",
+       [&] {
+         qkv = qkv_flat.view({B, N, 3, H, D}).permute({2, 0, 3, 1, 4}).contiguous();
+       }},
       {"q k^T (baddbmm)",
        [&] {
          logits = at::empty({B * H, N, N});
-         at::baddbmm_out(logits, logits, qkv[0].view({B * H, N, D}), qkv[1].view({B * H, N, D}).transpose(1, 2), 0.0, scale);
+         at::baddbmm_out(logits, logits, qkv[0].view({B * H, N, D}), qkv[1].view({B * H, N, D}).transpose(1, 2), 0.0,
+                         scale);
        }},
       {"softmax", [&] { probs = at::_softmax(logits, -1, false); }},
       {"softmax in place", [&] { at::_softmax_out(logits, logits, -1, false); }},
-      {"attn @ v (bmm)", [&] { out = at::bmm(probs, qkv[2].view({B * H, N, D})); }},
-      {"keys mean over heads (reducers)", [&] { qkv_flat.view({B, N, 3, H, D}).select(2, 1).mean(2); }},
-      {"transpose back", [&] { out.view({B, H, N, D}).transpose(1, 2).reshape({B * N, C}); }},
+      {"attn @ v (bmm)",
+       [&] {
+         out = at::bmm(probs, qkv[2].view({B * H, N, D}));
+       }},
+      {"keys mean over heads (reducers)",
+       [&] {
+         qkv_flat.view({B, N, 3, H, D}).select(2, 1).mean(2);
+       }},
+      {"transpose back",
+       [&] {
+         out.view({B, H, N, D}).transpose(1, 2).reshape({B * N, C});
+       }},
       {"proj addmm", [&] { at::addmm(bproj, x, wproj.t()); }},
       {"fc1 addmm (MLP, for scale)", [&] { at::addmm(b1, x, w1.t()); }},
   };
   // The whole attention branch as the engine runs it, on a model of the same width.
-  const char* arch = C == 192 ? "deit_tiny_patch16_224" : C == 384 ? "deit_small_patch16_224" : C == 768 ? "vit_base_patch16_224" : nullptr;
+  const char* arch = C == 192   ? "deit_tiny_patch16_224"
+                     : C == 384 ? "deit_small_patch16_224"
+                     : C == 768 ? "vit_base_patch16_224"
+                                : nullptr;
   if (arch && N == 197) {
     static std::shared_ptr<const ms::Model> model = ms::Model::random(arch);
     const at::Tensor x3 = x.view({B, N, C});

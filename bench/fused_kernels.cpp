@@ -96,7 +96,8 @@ Row bench_energy(const at::Device& device, int64_t B, int64_t T, int64_t D, int 
     fused = [&] { return ms::reduce::energy(k, margin, EnergyFormula::Code); };
     // The op with the kernels on must be exactly the kernel: same launch, same sums.
     at::Tensor direct = at::empty({B, T}, k.options());
-    ms::fused::pitome_energy_cuda(k.data_ptr<float>(), B, T, D, static_cast<float>(margin), 1.0f, direct.data_ptr<float>());
+    ms::fused::pitome_energy_cuda(k.data_ptr<float>(), B, T, D, static_cast<float>(margin), 1.0f,
+                                  direct.data_ptr<float>());
     row.dispatch_exact = at::equal(fused().cpu(), direct.cpu());
   } else {
     fused = [&] {
@@ -112,7 +113,8 @@ Row bench_energy(const at::Device& device, int64_t B, int64_t T, int64_t D, int 
   row.error = normalized_error(got, want);
   row.ok = row.error < 1e-5 && row.dispatch_exact && at::isfinite(got).all().item<bool>();
   char text[96];
-  std::snprintf(text, sizeof text, "normalised error %.1e%s", row.error, row.dispatch_exact ? "" : ", op != direct kernel call");
+  std::snprintf(text, sizeof text, "normalised error %.1e%s", row.error,
+                row.dispatch_exact ? "" : ", op != direct kernel call");
   row.check = text;
   set_fused(false);
   row.aten_ms = time_ms(aten, repeat, samples);
@@ -153,7 +155,8 @@ Row bench_match(const at::Device& device, int64_t B, int64_t N, int64_t D, int r
   if (device.is_cuda()) {
     const ms::reduce::AbSplit ab = ms::reduce::alternate(m);
     const at::Tensor a = ab.a.contiguous(), b = ab.b.contiguous();
-    at::Tensor di = at::empty({B, a.size(1)}, a.options().dtype(at::kLong)), dv = at::empty({B, a.size(1)}, a.options());
+    at::Tensor di = at::empty({B, a.size(1)}, a.options().dtype(at::kLong)),
+               dv = at::empty({B, a.size(1)}, a.options());
     ms::fused::bipartite_match_cuda(a.data_ptr<float>(), b.data_ptr<float>(), B, a.size(1), b.size(1), D, true, false,
                                     di.data_ptr<int64_t>(), dv.data_ptr<float>());
     row.dispatch_exact = at::equal(di.cpu(), fused_best.index.cpu()) && at::equal(dv.cpu(), fused_best.value.cpu());
@@ -193,15 +196,22 @@ int run(int argc, char** argv) {
       if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
       return argv[++i];
     };
-    if (a == "--device") device_name = value();
-    else if (a == "--batch") B = std::stoll(value());
-    else if (a == "--dim") D = std::stoll(value());
-    else if (a == "--repeat") repeat = std::stoi(value());
-    else if (a == "--samples") samples = std::stoi(value());
-    else if (a == "--json") json_path = value();
+    if (a == "--device")
+      device_name = value();
+    else if (a == "--batch")
+      B = std::stoll(value());
+    else if (a == "--dim")
+      D = std::stoll(value());
+    else if (a == "--repeat")
+      repeat = std::stoi(value());
+    else if (a == "--samples")
+      samples = std::stoi(value());
+    else if (a == "--json")
+      json_path = value();
     else if (a == "--tokens") {
       while (i + 1 < argc && argv[i + 1][0] != '-') tokens.push_back(std::stoll(argv[++i]));
-    } else throw std::invalid_argument("unknown argument " + a);
+    } else
+      throw std::invalid_argument("unknown argument " + a);
   }
   if (tokens.empty()) tokens = {197, 119, 41};  // ViT-B/L at 224: all tokens, after 6 and after 12 ToMe r=13 blocks
   if (B < 1 || D < 1 || repeat < 1 || samples < 1) throw std::invalid_argument("sizes and counts must be positive");
@@ -219,16 +229,17 @@ int run(int argc, char** argv) {
     rows.push_back(bench_energy(device, B, N - 1, D, repeat, samples));  // PiToMe: the non-CLS tokens
   }
   const char* fused_side = device.is_cuda() ? "fused CUDA kernel" : "fused kernel's CPU reference";
-  std::printf("%s; %s vs the ATen ops it replaces; median of %d samples of %d calls\n\n", ms::fused::cuda_status().c_str(),
-              fused_side, samples, repeat);
+  std::printf("%s; %s vs the ATen ops it replaces; median of %d samples of %d calls\n\n",
+              ms::fused::cuda_status().c_str(), fused_side, samples, repeat);
   std::printf("| kernel | device | shape | ATen ops replaced | ATen ms | fused ms | speed-up | check |\n");
   std::printf("|---|---|---|---|---|---|---|---|\n");
   bool ok = true;
   FILE* json = json_path.empty() ? nullptr : std::fopen(json_path.c_str(), "w");
   for (const Row& r : rows) {
     ok &= r.ok;
-    std::printf("| %s | %s | %s | %s | %.4f | %.4f | %.2fx | %s%s |\n", r.kernel.c_str(), r.device.c_str(), r.shape.c_str(),
-                r.replaces.c_str(), r.aten_ms, r.fused_ms, r.aten_ms / r.fused_ms, r.ok ? "" : "FAIL: ", r.check.c_str());
+    std::printf("| %s | %s | %s | %s | %.4f | %.4f | %.2fx | %s%s |\n", r.kernel.c_str(), r.device.c_str(),
+                r.shape.c_str(), r.replaces.c_str(), r.aten_ms, r.fused_ms, r.aten_ms / r.fused_ms,
+                r.ok ? "" : "FAIL: ", r.check.c_str());
     if (json)
       std::fprintf(json,
                    "{\"kernel\": \"%s\", \"device\": \"%s\", \"shape\": \"%s\", \"aten_ms\": %.5f, \"fused_ms\": %.5f, "

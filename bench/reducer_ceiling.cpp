@@ -115,15 +115,17 @@ int run(int argc, char** argv) {
               median(reducer_ms));
   const double gemm_gmacs = 1e-9 * static_cast<double>(B * N0) * c.embed_dim * hidden;
   std::printf("rates: unreduced forward %.1f GMAC/s; one GEMM [%lld x %lld] x [%lld x %lld] %.1f GMAC/s\n",
-              none_gmacs * static_cast<double>(B) / (median(none_ms) / 1000.0), static_cast<long long>(B * N0), static_cast<long long>(c.embed_dim),
-              static_cast<long long>(c.embed_dim), static_cast<long long>(hidden), gemm_gmacs / (median(gemm_ms) / 1000.0));
+              none_gmacs * static_cast<double>(B) / (median(none_ms) / 1000.0), static_cast<long long>(B * N0),
+              static_cast<long long>(c.embed_dim), static_cast<long long>(c.embed_dim), static_cast<long long>(hidden),
+              gemm_gmacs / (median(gemm_ms) / 1000.0));
   std::vector<double> ratios;
   for (int r = 0; r < rounds; ++r) ratios.push_back(none_ms[r] / method_ms[r]);
   // The same bound read off the real forwards: their block time without the reducer's share.
   const double real_bound = median(none_blocks) / (median(method_blocks) - median(reducer_ms));
-  std::printf("  measured speed-up %.3fx (median of per-round ratios)   MAC ratio %.3fx   ceiling %.3fx (blocks alone), "
-              "%.3fx (real blocks less reducer)\n",
-              median(ratios), mac_ratio, full / reduced, real_bound);
+  std::printf(
+      "  measured speed-up %.3fx (median of per-round ratios)   MAC ratio %.3fx   ceiling %.3fx (blocks alone), "
+      "%.3fx (real blocks less reducer)\n",
+      median(ratios), mac_ratio, full / reduced, real_bound);
   return 0;
 }
 

@@ -16,7 +16,9 @@ at::Tensor load_batch(const std::vector<std::string>& paths, const PreprocessSpe
   // load_image and preprocess turn every failure into an ms::Error naming the file, running out of memory
   // included; with_file_errors also names it for anything else (LibTorch's slicing, say).
   for (size_t i = 0; i < paths.size(); ++i)
-    with_file_errors(paths[i], [&] { preprocess(load_image(paths[i]), spec, batch[static_cast<int64_t>(i)].data_ptr<float>(), paths[i]); });
+    with_file_errors(paths[i], [&] {
+      preprocess(load_image(paths[i]), spec, batch[static_cast<int64_t>(i)].data_ptr<float>(), paths[i]);
+    });
   return batch;
 }
 

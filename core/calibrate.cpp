@@ -107,7 +107,7 @@ MaskedForward masked_forward(const Model& model, const at::Tensor& images, const
       const at::Tensor kept = mask.detach() > 0.5;
       const at::Tensor rank = at::cumsum(kept.to(at::kLong), 1) - 1;
       const at::Tensor is_a = kept & (rank.remainder(2) == 0), is_b = kept & (rank.remainder(2) == 1);
-      const at::Tensor row_ok = is_a & ~is_prefix;                              // CLS never merges
+      const at::Tensor row_ok = is_a & ~is_prefix;                                   // CLS never merges
       const at::Tensor col_ok = is_b & ~(is_prefix & (positions > 0).unsqueeze(0));  // nor the distillation token
       // ToMe's best B for every A among the kept tokens (reduce/ops.h), the other pairs masked out.
       const at::Tensor metric = reduce::normalize(k.mean(1));
@@ -118,14 +118,14 @@ MaskedForward masked_forward(const Model& model, const at::Tensor& images, const
       const at::Tensor can_merge = row_ok & col_ok.any(1, true);
       const at::Tensor node_max = at::where(can_merge, node_max_raw, at::zeros_like(node_max_raw));
       const at::Tensor node_idx = at::where(can_merge, node_idx_raw, at::zeros_like(node_idx_raw));
-      const at::Tensor merge_gate = gate(node_max - merge[l], opts.tau_merge, opts.straight_through) * can_merge.to(x.scalar_type());
+      const at::Tensor merge_gate =
+          gate(node_max - merge[l], opts.tau_merge, opts.straight_through) * can_merge.to(x.scalar_type());
       const at::Tensor merged = merge_gate.detach() > 0.5;
 
       // Size-weighted merge into B with the (detached) gate as weight, as LTMP's code; A keeps 1 - gate.
       const at::Tensor weight = merge_gate.detach();
       const at::Tensor xs = x * size.unsqueeze(2);
-      const at::Tensor xs_merged =
-          xs.scatter_add(1, node_idx.unsqueeze(2).expand({B, N, C}), xs * weight.unsqueeze(2));
+      const at::Tensor xs_merged = xs.scatter_add(1, node_idx.unsqueeze(2).expand({B, N, C}), xs * weight.unsqueeze(2));
       size = size.scatter_add(1, node_idx, size * weight);
       x = xs_merged / size.unsqueeze(2);
       mask = mask * (1 - merge_gate);
@@ -136,8 +136,8 @@ MaskedForward masked_forward(const Model& model, const at::Tensor& images, const
 
       // Re-sort to the inference order [prefix, unmerged A, B, the rest].
       const at::Tensor group = at::where(is_prefix, at::zeros_like(rank),
-                               at::where(is_a & ~merged, at::ones_like(rank),
-                               at::where(is_b, at::full_like(rank, 2), at::full_like(rank, 3))));
+                                         at::where(is_a & ~merged, at::ones_like(rank),
+                                                   at::where(is_b, at::full_like(rank, 2), at::full_like(rank, 3))));
       const at::Tensor order = std::get<1>((group * N + positions.unsqueeze(0)).sort(1));
       x = x.gather(1, order.unsqueeze(2).expand({B, N, C}));
       size = size.gather(1, order);
@@ -146,8 +146,8 @@ MaskedForward masked_forward(const Model& model, const at::Tensor& images, const
     }
 
     // Prune on importance; prefix tokens (first positions in every order) always stay.
-    const at::Tensor keep = at::where(is_prefix, at::ones_like(mask),
-                                      gate(importance - prune[l], opts.tau_prune, opts.straight_through));
+    const at::Tensor keep =
+        at::where(is_prefix, at::ones_like(mask), gate(importance - prune[l], opts.tau_prune, opts.straight_through));
     mask = mask * keep;
 
     const at::Tensor n_out = mask.sum(1);
@@ -187,7 +187,8 @@ CalibrationResult calibrate(const Model& model, const at::Tensor& images, const 
   if (o.distill) {
     at::NoGradGuard no_grad;
     std::vector<at::Tensor> parts;
-    for (int64_t s = 0; s < n; s += 32) parts.push_back(at::log_softmax(model.forward(images.slice(0, s, std::min(n, s + 32))), -1));
+    for (int64_t s = 0; s < n; s += 32)
+      parts.push_back(at::log_softmax(model.forward(images.slice(0, s, std::min(n, s + 32))), -1));
     teacher = at::cat(parts, 0);
   }
 
@@ -208,8 +209,9 @@ CalibrationResult calibrate(const Model& model, const at::Tensor& images, const 
       const at::Tensor x = images.index_select(0, idx);
       const MaskedForward f = masked_forward(model, x, o.method, merge, prune, o.masks);
       const at::Tensor log_p = at::log_softmax(f.logits, -1);
-      const at::Tensor task = o.distill ? (teacher.index_select(0, idx).exp() * (teacher.index_select(0, idx) - log_p)).sum(-1).mean()
-                                        : at::nll_loss(log_p, labels.index_select(0, idx));
+      const at::Tensor task =
+          o.distill ? (teacher.index_select(0, idx).exp() * (teacher.index_select(0, idx) - log_p)).sum(-1).mean()
+                    : at::nll_loss(log_p, labels.index_select(0, idx));
       const at::Tensor penalty = ltmp ? at::pow(o.target_macs - f.macs_ratio, 2) * o.lambda : f.mask_mean * lambda;
       const at::Tensor loss = task + penalty;
       if (merge.grad().defined()) merge.mutable_grad().zero_();
@@ -239,7 +241,8 @@ CalibrationResult calibrate(const Model& model, const at::Tensor& images, const 
       ratio_sum += ratio;
       s.running_loss = loss_sum / (b + 1);
       s.running_macs_ratio = ratio_sum / (b + 1);
-      if (!std::isfinite(s.loss)) fail("calibrate", "loss became " + std::to_string(s.loss) + " at step " + std::to_string(s.step));
+      if (!std::isfinite(s.loss))
+        fail("calibrate", "loss became " + std::to_string(s.loss) + " at step " + std::to_string(s.step));
       result.steps.push_back(s);
       if (progress) progress(s);
     }

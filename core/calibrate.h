@@ -31,10 +31,10 @@ struct MaskOptions {
 };
 
 struct MaskedForward {
-  at::Tensor logits;       // [B, classes]
+  at::Tensor logits;      // [B, classes]
   at::Tensor macs_ratio;  // scalar, mean over images of MACs(expected counts) / unreduced MACs
-  at::Tensor mask_mean;    // scalar, LTP's penalty: kept fraction of the original tokens, mean over blocks
-  at::Tensor tokens;       // [B, depth] expected tokens leaving each block (sum of keep masks)
+  at::Tensor mask_mean;   // scalar, LTP's penalty: kept fraction of the original tokens, mean over blocks
+  at::Tensor tokens;      // [B, depth] expected tokens leaving each block (sum of keep masks)
 };
 
 // The differentiable masked forward of `method` ("ltmp" or "ltp") with per-block thresholds `merge` [depth]
@@ -45,7 +45,7 @@ MaskedForward masked_forward(const Model& model, const at::Tensor& images, const
 
 struct CalibrationOptions {
   std::string method = "ltmp";  // "ltmp" or "ltp"
-  double target_macs = 0.6;    // wanted MACs ratio to the unreduced model
+  double target_macs = 0.6;     // wanted MACs ratio to the unreduced model
   double lambda = 10;           // LTMP: weight of (target - ratio)^2; LTP: initial weight of the mask mean
   double lambda_rate = 0;       // LTP: dual ascent on lambda, lambda += rate * (ratio - target) per step
   bool distill = false;         // task loss: KL to the unreduced model's output instead of cross-entropy
@@ -54,7 +54,7 @@ struct CalibrationOptions {
   double lr_merge = 0.005, lr_prune = 0.005;  // SGD, cosine schedule over all steps, no momentum
   double merge_init = 0.9, prune_init = 0.0;
   MaskOptions masks;
-  uint64_t seed = 0;            // image order
+  uint64_t seed = 0;  // image order
 };
 
 struct CalibrationStep {

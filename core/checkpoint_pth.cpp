@@ -22,7 +22,8 @@ StateDict read_pth(const std::string& path) {
   const std::vector<char> bytes = read_file(path);
   if (bytes.empty()) fail(path, "empty file");
   if (bytes.size() < 4 || bytes[0] != 'P' || bytes[1] != 'K')
-    fail(path, "not a zip-format torch.save() checkpoint (legacy pickles are not supported; re-save with PyTorch >= 1.6)");
+    fail(path,
+         "not a zip-format torch.save() checkpoint (legacy pickles are not supported; re-save with PyTorch >= 1.6)");
   c10::IValue root;
   try {
     root = torch::jit::pickle_load(bytes);
@@ -37,8 +38,10 @@ StateDict read_pth(const std::string& path) {
   if (root.isGenericDict())
     for (const char* key : {"model", "state_dict", "model_ema", "module"})
       for (const auto& item : root.toGenericDict())
-        if (item.key().isString() && item.key().toStringRef() == key && collect_tensors(item.value(), dict)) return dict;
-  fail(path, "checkpoint holds no tensor state dict (looked at the top level and under model/state_dict/model_ema/module)");
+        if (item.key().isString() && item.key().toStringRef() == key && collect_tensors(item.value(), dict))
+          return dict;
+  fail(path,
+       "checkpoint holds no tensor state dict (looked at the top level and under model/state_dict/model_ema/module)");
 }
 
 }  // namespace

@@ -131,8 +131,8 @@ int VitConfig::mlp_hidden() const {
   const double hidden = std::floor(embed_dim * mlp_ratio);
   if (!(hidden >= 0 && hidden <= L::kMaxMlpHidden))
     fail(architecture.empty() ? "config" : architecture,
-         "MLP width embed_dim " + std::to_string(embed_dim) + " x mlp_ratio " + number_text(mlp_ratio) + " is outside [0, " +
-             std::to_string(L::kMaxMlpHidden) + "]");
+         "MLP width embed_dim " + std::to_string(embed_dim) + " x mlp_ratio " + number_text(mlp_ratio) +
+             " is outside [0, " + std::to_string(L::kMaxMlpHidden) + "]");
   return static_cast<int>(hidden);
 }
 
@@ -154,7 +154,8 @@ void VitConfig::validate(const std::string& source) const {
   };
   auto number_in = [&](const std::string& name, double v, double lo, double hi, bool open_low) {
     const bool low_ok = open_low ? v > lo : v >= lo;
-    need(std::isfinite(v) && low_ok && v <= hi, name + " " + number_text(v) + " is outside " + range_text(lo, hi, open_low));
+    need(std::isfinite(v) && low_ok && v <= hi,
+         name + " " + number_text(v) + " is outside " + range_text(lo, hi, open_low));
   };
   int_in("img_size", img_size, 1, L::kMaxImgSize);
   int_in("patch_size", patch_size, 1, img_size);
@@ -162,10 +163,10 @@ void VitConfig::validate(const std::string& source) const {
        "img_size " + std::to_string(img_size) + " is not a multiple of patch_size " + std::to_string(patch_size));
   // Derived sizes in 64-bit, bounded before anything is allocated from them.
   const int64_t grid_side = img_size / patch_size;
-  need(grid_side <= L::kMaxGrid, "img_size " + std::to_string(img_size) + " / patch_size " + std::to_string(patch_size) + " = " +
-                                     std::to_string(grid_side) + " patches per side, over the limit of " +
-                                     std::to_string(L::kMaxGrid) + " (" + std::to_string(int64_t{L::kMaxGrid} * L::kMaxGrid) +
-                                     " patches)");
+  need(grid_side <= L::kMaxGrid, "img_size " + std::to_string(img_size) + " / patch_size " +
+                                     std::to_string(patch_size) + " = " + std::to_string(grid_side) +
+                                     " patches per side, over the limit of " + std::to_string(L::kMaxGrid) + " (" +
+                                     std::to_string(int64_t{L::kMaxGrid} * L::kMaxGrid) + " patches)");
   int_in("embed_dim", embed_dim, 1, L::kMaxEmbedDim);
   int_in("num_heads", num_heads, 1, embed_dim);
   need(embed_dim % num_heads == 0,
@@ -173,9 +174,9 @@ void VitConfig::validate(const std::string& source) const {
   int_in("depth", depth, 1, L::kMaxDepth);
   number_in("mlp_ratio", mlp_ratio, 0, L::kMaxMlpRatio, true);
   const double hidden = std::floor(static_cast<double>(embed_dim) * mlp_ratio);
-  need(hidden >= 1 && hidden <= L::kMaxMlpHidden, "MLP width int(embed_dim " + std::to_string(embed_dim) + " x mlp_ratio " +
-                                                      number_text(mlp_ratio) + ") = " + number_text(hidden) +
-                                                      " is outside [1, " + std::to_string(L::kMaxMlpHidden) + "]");
+  need(hidden >= 1 && hidden <= L::kMaxMlpHidden,
+       "MLP width int(embed_dim " + std::to_string(embed_dim) + " x mlp_ratio " + number_text(mlp_ratio) +
+           ") = " + number_text(hidden) + " is outside [1, " + std::to_string(L::kMaxMlpHidden) + "]");
   int_in("num_classes", num_classes, 1, L::kMaxClasses);
   need(in_chans == 3, "in_chans " + std::to_string(in_chans) + " is not supported (RGB only: 3)");
   need(global_pool == "token" || global_pool == "avg",
@@ -201,11 +202,13 @@ VitConfig config_from_arch_name(const std::string& name) {
   if (name.size() > kMaxArchName)
     fail(excerpt(name), "unknown architecture (a name of " + std::to_string(name.size()) + " characters; at most " +
                             std::to_string(kMaxArchName) + ")");
-  static const std::regex pattern(R"(^(vit|deit|deit3)_(tiny|small|base|large|huge)(_distilled)?_patch(\d{1,4})_(\d{1,4})(\..*)?$)");
+  static const std::regex pattern(
+      R"(^(vit|deit|deit3)_(tiny|small|base|large|huge)(_distilled)?_patch(\d{1,4})_(\d{1,4})(\..*)?$)");
   std::smatch m;
   if (!std::regex_match(name, m, pattern))
-    fail(name, "unknown architecture (mergescope runs the timm VisionTransformer family: "
-               "{vit,deit,deit3}_{tiny,small,base,large,huge}[_distilled]_patch{14,16,32}_{224,384,...})");
+    fail(name,
+         "unknown architecture (mergescope runs the timm VisionTransformer family: "
+         "{vit,deit,deit3}_{tiny,small,base,large,huge}[_distilled]_patch{14,16,32}_{224,384,...})");
   VitConfig c;
   c.architecture = name;
   for (const auto& w : kWidths)
@@ -246,7 +249,8 @@ VitConfig parse_config_json(const std::string& text, const std::string& source) 
   try {
     c = config_from_arch_name(arch);
   } catch (const Error& e) {
-    fail(source, "unknown architecture '" + excerpt(arch) + "' (expected the timm VisionTransformer family: vit_*, deit_*, deit3_*)");
+    fail(source, "unknown architecture '" + excerpt(arch) +
+                     "' (expected the timm VisionTransformer family: vit_*, deit_*, deit3_*)");
   }
   read_int(j, "num_classes", c.num_classes, 1, L::kMaxClasses, source);
   if (const json* a = field(j, "model_args")) {

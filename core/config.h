@@ -11,19 +11,19 @@ namespace ms {
 // Accepted values (validate() checks every one; config.json fields are also refused on reading when they do
 // not fit). Wide enough for every timm ViT checkpoint; every derived size below is bounded by them.
 struct VitLimits {
-  static constexpr int kMaxImgSize = 4096;            // img_size in [1, 4096]; patch_size in [1, img_size], dividing it
-  static constexpr int kMaxGrid = 256;                // img_size / patch_size: at most 65,536 patches
-  static constexpr int kMaxEmbedDim = 16384;          // embed_dim in [1, 16384], divisible by num_heads in [1, embed_dim]
-  static constexpr int kMaxDepth = 256;               // depth in [1, 256]
-  static constexpr double kMaxMlpRatio = 64;          // mlp_ratio in (0, 64]
-  static constexpr int kMaxMlpHidden = 262144;        // int(embed_dim * mlp_ratio) in [1, 262144]
-  static constexpr int kMaxClasses = 100000;          // num_classes in [1, 100000]
-  static constexpr int kMaxInChans = 16;              // in_chans read as [1, 16]; only 3 is supported
-  static constexpr double kMinNormEps = 1e-12;        // norm_eps in [1e-12, 1]: smaller vanishes in float32
+  static constexpr int kMaxImgSize = 4096;      // img_size in [1, 4096]; patch_size in [1, img_size], dividing it
+  static constexpr int kMaxGrid = 256;          // img_size / patch_size: at most 65,536 patches
+  static constexpr int kMaxEmbedDim = 16384;    // embed_dim in [1, 16384], divisible by num_heads in [1, embed_dim]
+  static constexpr int kMaxDepth = 256;         // depth in [1, 256]
+  static constexpr double kMaxMlpRatio = 64;    // mlp_ratio in (0, 64]
+  static constexpr int kMaxMlpHidden = 262144;  // int(embed_dim * mlp_ratio) in [1, 262144]
+  static constexpr int kMaxClasses = 100000;    // num_classes in [1, 100000]
+  static constexpr int kMaxInChans = 16;        // in_chans read as [1, 16]; only 3 is supported
+  static constexpr double kMinNormEps = 1e-12;  // norm_eps in [1e-12, 1]: smaller vanishes in float32
   static constexpr double kMaxNormEps = 1;
-  static constexpr double kMinCropPct = 0.05;         // crop_pct in [0.05, 1], far below any timm config
-  static constexpr int kMaxResize = 2 * kMaxImgSize;  // floor(img_size / crop_pct) at most 8192 px
-  static constexpr double kMaxMean = 1;               // mean in [0, 1]: pixels are scaled to [0, 1] first
+  static constexpr double kMinCropPct = 0.05;            // crop_pct in [0.05, 1], far below any timm config
+  static constexpr int kMaxResize = 2 * kMaxImgSize;     // floor(img_size / crop_pct) at most 8192 px
+  static constexpr double kMaxMean = 1;                  // mean in [0, 1]: pixels are scaled to [0, 1] first
   static constexpr double kMinStd = 0.01, kMaxStd = 10;  // std in [0.01, 10]
 };
 
@@ -38,12 +38,12 @@ struct VitConfig {
   double mlp_ratio = 4.0;
   bool qkv_bias = true;
   bool class_token = true;
-  bool distilled = false;         // DeiT distillation token + second head (averaged at inference)
+  bool distilled = false;             // DeiT distillation token + second head (averaged at inference)
   std::string global_pool = "token";  // "token" (CLS) or "avg" (mean of patch tokens, then fc_norm)
-  bool fc_norm = false;           // LayerNorm after pooling (timm: on for global_pool == "avg")
-  bool layer_scale = false;       // LayerScale gammas ls1/ls2 in every block
-  bool no_embed_class = false;    // position embedding covers patches only
-  bool pre_norm = false;          // LayerNorm before the blocks (CLIP-style)
+  bool fc_norm = false;               // LayerNorm after pooling (timm: on for global_pool == "avg")
+  bool layer_scale = false;           // LayerScale gammas ls1/ls2 in every block
+  bool no_embed_class = false;        // position embedding covers patches only
+  bool pre_norm = false;              // LayerNorm before the blocks (CLIP-style)
   double norm_eps = 1e-6;
   int num_classes = 1000;
 

@@ -10,7 +10,9 @@ double embed_macs(const VitConfig& c) {
   return static_cast<double>(c.num_patches()) * c.embed_dim * c.in_chans * P * P;
 }
 
-double head_macs(const VitConfig& c) { return static_cast<double>(c.embed_dim) * c.num_classes * (c.distilled ? 2 : 1); }
+double head_macs(const VitConfig& c) {
+  return static_cast<double>(c.embed_dim) * c.num_classes * (c.distilled ? 2 : 1);
+}
 
 CostBreakdown model_cost(const VitConfig& c, const std::vector<int>& tokens_out, const Reducer* reducer) {
   CostBreakdown cost;

@@ -31,8 +31,8 @@ namespace {
 // once for merged slots) -- no zero-filled output and no second pass over it. Summation order and the
 // final multiply by 1/size are those of the plain accumulate-then-scale loop, so results are unchanged.
 // ATen's scatter_add_ with an expanded [B,N,C] index costs several times more (~4% of block time at batch 32).
-std::pair<at::Tensor, at::Tensor> apply_plan_cpu(const at::Tensor& x_in, const at::Tensor& size_in, const at::Tensor& dest_in,
-                                                 int64_t tokens) {
+std::pair<at::Tensor, at::Tensor> apply_plan_cpu(const at::Tensor& x_in, const at::Tensor& size_in,
+                                                 const at::Tensor& dest_in, int64_t tokens) {
   const at::Tensor x = x_in.contiguous(), size = size_in.contiguous(), dest = dest_in.contiguous();
   const int64_t B = x.size(0), N = x.size(1), C = x.size(2);
   at::Tensor out = at::empty({B, tokens, C}, x.options());
@@ -181,13 +181,15 @@ RunResult run(const Model& model, const at::Tensor& images, Reducer* reducer, co
   }
   const bool prop_attn = reducer && reducer->proportional_attention();
   const bool trace_energy = options.trace && (options.trace_energy || options.released_energy);
-  const std::vector<uint64_t> keys_of_images = reducer && reducer->wants_image_keys() ? reduce::content_keys(images) : std::vector<uint64_t>{};
+  const std::vector<uint64_t> keys_of_images =
+      reducer && reducer->wants_image_keys() ? reduce::content_keys(images) : std::vector<uint64_t>{};
   const auto t_blocks = Clock::now();
   for (int l = 0; l < c.depth; ++l) {
     at::Tensor keys_mean, attn;
     const bool want_attn = reducer && reducer->wants_attention();
     const auto t_attn = Clock::now();
-    x.add_(model.attention(x, l, prop_attn ? &log_size : nullptr, reducer || options.trace_keys || trace_energy ? &keys_mean : nullptr,
+    x.add_(model.attention(x, l, prop_attn ? &log_size : nullptr,
+                           reducer || options.trace_keys || trace_energy ? &keys_mean : nullptr,
                            want_attn ? &attn : nullptr));
     result.attention_seconds += seconds_since(t_attn);
     const int64_t n_in = x.size(1);
@@ -195,10 +197,17 @@ RunResult run(const Model& model, const at::Tensor& images, Reducer* reducer, co
     at::Tensor pruned_now;  // [B,N0] original tokens whose token this block pruned (trace only)
     const auto t_reduce = Clock::now();
     if (reducer) {
-      const ReducerContext ctx{x,      keys_mean,  want_attn ? &attn : nullptr,
-                               size,   l,          c.depth,
-                               prefix, c.distilled, trace_energy && !options.released_energy,
-                               options.trace,       reducer->wants_image_keys() ? &keys_of_images : nullptr};
+      const ReducerContext ctx{x,
+                               keys_mean,
+                               want_attn ? &attn : nullptr,
+                               size,
+                               l,
+                               c.depth,
+                               prefix,
+                               c.distilled,
+                               trace_energy && !options.released_energy,
+                               options.trace,
+                               reducer->wants_image_keys() ? &keys_of_images : nullptr};
       plan = reducer->plan(ctx);
       if (plan.dest.defined()) {
         std::tie(x, size) = apply_plan(x, size, plan.dest, plan.tokens);

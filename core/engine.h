@@ -17,18 +17,18 @@ struct RunOptions {
   bool trace_energy = false;  // also PiToMe energies: the method's own (pitome, pitome-code), else the released code's
   bool released_energy = false;  // with trace_energy: the released code's energy for every method, pitome's too, so
                                  // that all methods read on one scale (the spectral report's histograms)
-  bool trace_keys = false;    // also the block keys averaged over heads (large: N x head_dim per layer)
+  bool trace_keys = false;       // also the block keys averaged over heads (large: N x head_dim per layer)
 };
 
 struct RunResult {
-  at::Tensor logits;                   // [B, classes]
-  std::vector<int> tokens_per_layer;   // tokens leaving each block (image-dependent reducers: rounded mean)
+  at::Tensor logits;                               // [B, classes]
+  std::vector<int> tokens_per_layer;               // tokens leaving each block (image-dependent reducers: rounded mean)
   std::vector<std::vector<int>> tokens_per_image;  // per image, tokens leaving each block (use for costs)
-  std::vector<ImageTrace> traces;      // one per image when options.trace
-  double block_seconds = 0;            // wall time inside the blocks
-  double reducer_seconds = 0;          // of which planning and applying reductions
-  double attention_seconds = 0;        // of which attention branches (LayerNorm, qkv, softmax, proj)
-  double mlp_seconds = 0;              // of which MLP branches
+  std::vector<ImageTrace> traces;                  // one per image when options.trace
+  double block_seconds = 0;                        // wall time inside the blocks
+  double reducer_seconds = 0;                      // of which planning and applying reductions
+  double attention_seconds = 0;                    // of which attention branches (LayerNorm, qkv, softmax, proj)
+  double mlp_seconds = 0;                          // of which MLP branches
 };
 
 // Runs images [B,3,H,W] through `model` with `reducer` (nullptr: no reduction). Reducers whose token counts

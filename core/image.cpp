@@ -51,7 +51,7 @@ void check_jpeg(const uint8_t* d, size_t n, const std::string& path) {
     while (i < n && d[i] == 0xFF) ++i;
     if (i >= n) fail(path, "truncated JPEG: the file ends before the end-of-image marker");
     const uint8_t marker = d[i++];
-    if (marker == 0xD9) break;                                  // EOI
+    if (marker == 0xD9) break;                                           // EOI
     if (marker == 0x01 || (marker >= 0xD0 && marker <= 0xD7)) continue;  // TEM, RSTn: no length
     if (i + 2 > n) fail(path, "truncated JPEG: a segment header is cut off");
     const size_t len = be16(d + i);
@@ -110,7 +110,8 @@ void check_bmp(const uint8_t* d, size_t n, const std::string& path) {
   if (compression != 0 && compression != 3) return;  // RLE: stb checks as it goes
   const uint64_t row = ((static_cast<uint64_t>(width) * bpp + 31) / 32) * 4;
   const uint64_t need = pixel_offset + row * rows;
-  if (need > n) fail(path, "truncated BMP: pixel data needs " + std::to_string(need) + " bytes, file has " + std::to_string(n));
+  if (need > n)
+    fail(path, "truncated BMP: pixel data needs " + std::to_string(need) + " bytes, file has " + std::to_string(n));
 }
 
 // libjpeg's default error_exit calls exit(). Ours jumps back into JpegDecompressor, the frame that armed the
@@ -459,7 +460,8 @@ RgbImage decode_bmp(const uint8_t* d, size_t n, const std::string& path) {
   // stb_image takes an int length; check_bmp has made sure the pixel data lies in the first INT_MAX bytes
   // (the budget keeps it under 716 MB) for everything but RLE, which stb checks as it goes.
   const int length = static_cast<int>(std::min<size_t>(n, INT_MAX));
-  std::unique_ptr<stbi_uc, void (*)(void*)> data(stbi_load_from_memory(d, length, &w, &h, &channels, 3), stbi_image_free);
+  std::unique_ptr<stbi_uc, void (*)(void*)> data(stbi_load_from_memory(d, length, &w, &h, &channels, 3),
+                                                 stbi_image_free);
   if (!data) {
     const char* reason = stbi_failure_reason();
     if (reason && std::strcmp(reason, "outofmem") == 0) throw std::bad_alloc();
@@ -478,7 +480,8 @@ void check_image_budget(uint64_t width, uint64_t height, const std::string& path
   const std::string size = std::to_string(width) + "x" + std::to_string(height);
   if (width == 0 || height == 0) fail(path, what + " of " + size + " pixels has no pixels");
   if (width > kMaxImageSide || height > kMaxImageSide)
-    fail(path, what + " of " + size + " pixels has a side over the limit of " + std::to_string(kMaxImageSide) + " pixels");
+    fail(path,
+         what + " of " + size + " pixels has a side over the limit of " + std::to_string(kMaxImageSide) + " pixels");
   // Both sides are at most 10^6 here: the product fits in 64 bits.
   if (width * height > kMaxImagePixels)
     fail(path, what + " of " + size + " pixels (" + std::to_string(width * height) + ") is over the limit of " +

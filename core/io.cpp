@@ -20,7 +20,8 @@ std::vector<char> read_file(const std::string& path, uint64_t max_bytes, const s
   // Pipes and some special files have no size; -1 would otherwise become a 16 EiB allocation.
   if (size < 0) fail(path, "cannot determine the file size (not a regular file?)");
   if (static_cast<uint64_t>(size) > max_bytes)
-    fail(path, what + " is " + std::to_string(size) + " bytes, over the limit of " + std::to_string(max_bytes) + " bytes");
+    fail(path,
+         what + " is " + std::to_string(size) + " bytes, over the limit of " + std::to_string(max_bytes) + " bytes");
   std::vector<char> bytes;
   try {
     bytes.resize(static_cast<size_t>(size));
@@ -38,8 +39,10 @@ void check_json_depth(const char* begin, const char* end, const std::string& sou
   for (const char* p = begin; p < end; ++p) {
     const char ch = *p;
     if (in_string) {
-      if (ch == '\\' && p + 1 < end) ++p;  // the escaped character cannot end the string
-      else if (ch == '"') in_string = false;
+      if (ch == '\\' && p + 1 < end)
+        ++p;  // the escaped character cannot end the string
+      else if (ch == '"')
+        in_string = false;
       continue;
     }
     if (ch == '"') {
@@ -56,7 +59,8 @@ void check_json_depth(const char* begin, const char* end, const std::string& sou
 
 std::string describe_json(const nlohmann::json& value) {
   if (value.is_object()) return "an object";
-  if (value.is_array()) return "an array of " + std::to_string(value.size()) + (value.size() == 1 ? " value" : " values");
+  if (value.is_array())
+    return "an array of " + std::to_string(value.size()) + (value.size() == 1 ? " value" : " values");
   if (value.is_string()) return "\"" + excerpt(value.get_ref<const std::string&>()) + "\"";
   return excerpt(value.dump());  // number, boolean or null: short
 }

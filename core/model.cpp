@@ -53,7 +53,8 @@ class WeightReader {
     if (it == dict_.end()) fail(source_, "missing tensor '" + name + "' (expected shape " + shape_string(shape) + ")");
     const at::Tensor& t = it->second;
     if (t.sizes() != at::IntArrayRef(shape))
-      fail(source_, "tensor '" + name + "' has shape " + shape_string(t.sizes()) + " but the config needs " + shape_string(shape));
+      fail(source_, "tensor '" + name + "' has shape " + shape_string(t.sizes()) + " but the config needs " +
+                        shape_string(shape));
     if (!t.is_floating_point()) fail(source_, "tensor '" + name + "' is not floating point");
     taken_.insert(name);
     at::Tensor out = t.to(device_, at::kFloat).contiguous();
@@ -75,8 +76,8 @@ class WeightReader {
     const std::string first = *std::min_element(unused.begin(), unused.end(), natural_less);
     fail(source_, "unexpected tensor '" + excerpt(first, 120) + "' (" + std::to_string(unused.size()) +
                       (unused.size() == 1 ? " tensor is" : " tensors are") +
-                      " not part of the model the config describes: depth " + std::to_string(c.depth) +
-                      ", embed_dim " + std::to_string(c.embed_dim) + "); config and weights disagree");
+                      " not part of the model the config describes: depth " + std::to_string(c.depth) + ", embed_dim " +
+                      std::to_string(c.embed_dim) + "); config and weights disagree");
   }
 
  private:
@@ -207,7 +208,8 @@ std::shared_ptr<const Model> Model::with_input_size(const std::shared_ptr<const 
   const VitConfig& c = model->config_;
   if (img_size == c.img_size) return model;
   if (img_size <= 0 || img_size % c.patch_size != 0 || img_size > 4096)
-    fail("--img-size", std::to_string(img_size) + " is not a positive multiple of the patch size " + std::to_string(c.patch_size));
+    fail("--img-size",
+         std::to_string(img_size) + " is not a positive multiple of the patch size " + std::to_string(c.patch_size));
   std::shared_ptr<Model> m(new Model(*model));
   m->config_.img_size = img_size;
   m->config_.validate("--img-size " + std::to_string(img_size));  // e.g. too many patches for a small patch size
@@ -247,8 +249,9 @@ at::Tensor Model::low(const at::Tensor& t) const {
 at::Tensor Model::embed(const at::Tensor& images) const {
   const VitConfig& c = config_;
   if (images.dim() != 4 || images.size(1) != c.in_chans || images.size(2) != c.img_size || images.size(3) != c.img_size)
-    fail("input", "images have shape " + shape_string(images.sizes()) + ", the model expects [B," + std::to_string(c.in_chans) +
-                      "," + std::to_string(c.img_size) + "," + std::to_string(c.img_size) + "]");
+    fail("input", "images have shape " + shape_string(images.sizes()) + ", the model expects [B," +
+                      std::to_string(c.in_chans) + "," + std::to_string(c.img_size) + "," + std::to_string(c.img_size) +
+                      "]");
   const int64_t B = images.size(0), P = c.patch_size, G = c.grid(), C = c.embed_dim;
   // A stride-P convolution is a matrix product over non-overlapping patches (im2col by reshaping).
   const at::Tensor patches = images.to(device_, at::kFloat)
@@ -273,9 +276,9 @@ at::Tensor Model::embed(const at::Tensor& images) const {
 }
 
 // Fortran BLAS (libblas.so.3, the library LibTorch itself calls: OpenBLAS after install-deps.sh).
-extern "C" void sgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k, const float* alpha,
-                       const float* a, const int* lda, const float* b, const int* ldb, const float* beta, float* c,
-                       const int* ldc);
+extern "C" void sgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k,
+                       const float* alpha, const float* a, const int* lda, const float* b, const int* ldb,
+                       const float* beta, float* c, const int* ldc);
 
 namespace {
 

@@ -30,7 +30,8 @@ class Model {
                                                       const std::string& source, c10::Device device = c10::kCPU);
 
   // timm shapes for `arch` with random weights (normal(0, 0.02), LayerNorm 1/0), for speed work.
-  static std::shared_ptr<const Model> random(const std::string& arch, c10::Device device = c10::kCPU, uint64_t seed = 0);
+  static std::shared_ptr<const Model> random(const std::string& arch, c10::Device device = c10::kCPU,
+                                             uint64_t seed = 0);
 
   // A copy that takes `img_size` inputs: the position embedding is resampled bicubically (as timm's
   // resample_abs_pos_embed does), the rest is shared. Throws when img_size is not a multiple of the patch.
@@ -83,7 +84,7 @@ class Model {
   Dtype dtype_ = Dtype::Float32;
   // bf16: per block, qkv/proj/fc1/fc2 weights and biases converted once (undefined tensors in fp32).
   std::vector<BlockWeights> low_;
-  bool bf16_rounded_ = false;  // bf16 values held in fp32 tensors (Bf16Path::RoundedFp32)
+  bool bf16_rounded_ = false;                 // bf16 values held in fp32 tensors (Bf16Path::RoundedFp32)
   at::Tensor low(const at::Tensor& t) const;  // rounded to bf16, in the tensor type of the bf16 path
 };
 

@@ -32,15 +32,24 @@ int onednn_isa() {
 
 const char* onednn_isa_name(int isa) {
   switch (isa) {
-    case 0x1: return "sse41";
-    case 0x3: return "avx";
-    case 0x7: return "avx2";
-    case 0x27: return "avx512_core";
-    case 0x67: return "avx512_core_vnni";
-    case 0xe7: return "avx512_core_bf16";
-    case 0x3e7: return "avx512_core_amx";
-    case 0x407: return "avx2_vnni";
-    default: return isa < 0 ? "not found" : "other";
+    case 0x1:
+      return "sse41";
+    case 0x3:
+      return "avx";
+    case 0x7:
+      return "avx2";
+    case 0x27:
+      return "avx512_core";
+    case 0x67:
+      return "avx512_core_vnni";
+    case 0xe7:
+      return "avx512_core_bf16";
+    case 0x3e7:
+      return "avx512_core_amx";
+    case 0x407:
+      return "avx2_vnni";
+    default:
+      return isa < 0 ? "not found" : "other";
   }
 }
 
@@ -53,9 +62,11 @@ Bf16Support bf16_support() {
   const bool avx512_core = cpu.avx512f && cpu.avx512bw && cpu.avx512vl && cpu.avx512dq && cpu.os_saves_zmm;
   const bool amx = cpu.amx_bf16 && cpu.amx_tile && cpu.os_saves_tiles;
   const bool onednn_bf16 = isa > 0 && (isa & 0x80);  // the avx512_core_bf16 bit, also set for amx
-  std::string found = amx ? "AMX-BF16" : cpu.avx512_bf16 ? "AVX512_BF16" : avx512_core ? "AVX-512 without bf16 instructions"
-                                                        : cpu.avx2 ? "AVX2, no AVX-512"
-                                                                   : "no AVX2";
+  std::string found = amx               ? "AMX-BF16"
+                      : cpu.avx512_bf16 ? "AVX512_BF16"
+                      : avx512_core     ? "AVX-512 without bf16 instructions"
+                      : cpu.avx2        ? "AVX2, no AVX-512"
+                                        : "no AVX2";
   s.detail = found + ", oneDNN ISA " + onednn_isa_name(isa);
   const char* assume = std::getenv("MERGESCOPE_BF16_ASSUME_UNSUPPORTED");
   if (assume && std::strcmp(assume, "1") == 0) {
@@ -82,12 +93,16 @@ Bf16Path bf16_path() {
 std::string bf16_report() {
   const Bf16Support s = bf16_support();
   switch (s.kind) {
-    case Bf16Support::Kind::Native: return "bf16: native through oneDNN (" + s.detail + ")";
-    case Bf16Support::Kind::Emulated: return "bf16: emulated by oneDNN with AVX-512 arithmetic (" + s.detail + ")";
-    case Bf16Support::Kind::Reference: break;
+    case Bf16Support::Kind::Native:
+      return "bf16: native through oneDNN (" + s.detail + ")";
+    case Bf16Support::Kind::Emulated:
+      return "bf16: emulated by oneDNN with AVX-512 arithmetic (" + s.detail + ")";
+    case Bf16Support::Kind::Reference:
+      break;
   }
   return "bf16: emulated by rounding to bf16 around fp32 products (LibTorch has only slow reference bf16 kernels "
-         "here: " + s.detail + ")";
+         "here: " +
+         s.detail + ")";
 }
 
 std::string bf16_notice() {

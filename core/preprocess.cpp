@@ -171,15 +171,15 @@ ResizedSize short_side_resized(int width, int height, int size) {
 RgbImage resize_short_side(const RgbImage& in, int size, ResampleFilter filter) {
   const ResizedSize r = short_side_resized(in.width, in.height, size);
   if (r.width == in.width && r.height == in.height) return in;
-  check_image_budget(static_cast<uint64_t>(std::max<int64_t>(r.width, 0)), static_cast<uint64_t>(std::max<int64_t>(r.height, 0)),
-                     "resize", "resized image");
+  check_image_budget(static_cast<uint64_t>(std::max<int64_t>(r.width, 0)),
+                     static_cast<uint64_t>(std::max<int64_t>(r.height, 0)), "resize", "resized image");
   return resize_like_pil(in, static_cast<int>(r.width), static_cast<int>(r.height), filter);
 }
 
 RgbImage center_crop(const RgbImage& in, int out_width, int out_height) {
   if (out_width > in.width || out_height > in.height)
-    fail("center_crop", "crop " + std::to_string(out_width) + "x" + std::to_string(out_height) + " is larger than the image " +
-                            std::to_string(in.width) + "x" + std::to_string(in.height));
+    fail("center_crop", "crop " + std::to_string(out_width) + "x" + std::to_string(out_height) +
+                            " is larger than the image " + std::to_string(in.width) + "x" + std::to_string(in.height));
   const int top = python_round_half_even((in.height - out_height) / 2.0);
   const int left = python_round_half_even((in.width - out_width) / 2.0);
   RgbImage out;
@@ -204,12 +204,14 @@ PreprocessSpec preprocess_spec(const VitConfig& config) {
 
 void check_preprocess_budget(int width, int height, const PreprocessSpec& spec, const std::string& path) {
   if (spec.resize <= 0 || spec.crop <= 0)
-    fail(path, "cannot preprocess with resize " + std::to_string(spec.resize) + " and crop " + std::to_string(spec.crop));
-  if (width <= 0 || height <= 0) fail(path, "image of " + std::to_string(width) + "x" + std::to_string(height) + " pixels has no pixels");
+    fail(path,
+         "cannot preprocess with resize " + std::to_string(spec.resize) + " and crop " + std::to_string(spec.crop));
+  if (width <= 0 || height <= 0)
+    fail(path, "image of " + std::to_string(width) + "x" + std::to_string(height) + " pixels has no pixels");
   const ResizedSize r = short_side_resized(width, height, spec.resize);
   const std::string resize = "resizing " + std::to_string(width) + "x" + std::to_string(height) + " (short side to " +
-                             std::to_string(spec.resize) + ") gives " + std::to_string(r.width) + "x" + std::to_string(r.height) +
-                             " pixels";
+                             std::to_string(spec.resize) + ") gives " + std::to_string(r.width) + "x" +
+                             std::to_string(r.height) + " pixels";
   // Each side is below 2^62 (an int times an int over a positive int); their product is taken only once both
   // are known to be small.
   const int64_t max_side = static_cast<int64_t>(kMaxImageSide);
@@ -241,7 +243,9 @@ auto for_image(const RgbImage& image, const std::string& path, F&& step) -> decl
 
 RgbImage model_view(const RgbImage& image, const PreprocessSpec& spec, const std::string& path) {
   check_preprocess_budget(image.width, image.height, spec, path);
-  return for_image(image, path, [&] { return center_crop(resize_short_side(image, spec.resize, spec.filter), spec.crop, spec.crop); });
+  return for_image(image, path, [&] {
+    return center_crop(resize_short_side(image, spec.resize, spec.filter), spec.crop, spec.crop);
+  });
 }
 
 void preprocess(const RgbImage& image, const PreprocessSpec& spec, float* out, const std::string& path) {

@@ -110,7 +110,8 @@ SafetensorsFile parse_safetensors(const std::vector<char>& bytes, const std::str
       fail(path, "safetensors header is not valid JSON (" + excerpt(one_line(e), 160) + ")");
     }
     if (!header.is_object()) fail(path, "safetensors header is not a JSON object");
-    if (!duplicate.empty()) fail(path, "safetensors header has the key '" + excerpt(duplicate) + "' twice (duplicate keys are not allowed)");
+    if (!duplicate.empty())
+      fail(path, "safetensors header has the key '" + excerpt(duplicate) + "' twice (duplicate keys are not allowed)");
     if (header_begin[0] != '{')
       fail(path, "safetensors header must begin with '{', found byte 0x" + hex_byte(header_begin[0]) +
                      " (padding is allowed only after the JSON)");
@@ -135,7 +136,8 @@ SafetensorsFile parse_safetensors(const std::vector<char>& bytes, const std::str
 
     for (const auto& [name, entry] : header.items()) {
       if (name == "__metadata__") {
-        if (!entry.is_object()) fail(path, "safetensors \"__metadata__\" is " + describe_json(entry) + ", expected an object");
+        if (!entry.is_object())
+          fail(path, "safetensors \"__metadata__\" is " + describe_json(entry) + ", expected an object");
         for (const auto& [k, v] : entry.items())
           if (v.is_string()) out.metadata[k] = v.get<std::string>();
         continue;
@@ -147,7 +149,8 @@ SafetensorsFile parse_safetensors(const std::vector<char>& bytes, const std::str
       const std::string dtype_name = entry["dtype"].get<std::string>();
       const DtypeInfo* dtype = find_dtype(dtype_name);
       if (!dtype)
-        fail(where, "unknown dtype '" + excerpt(dtype_name) + "' (expected F64, F32, F16, BF16, I64, I32, I16, I8, U8 or BOOL)");
+        fail(where, "unknown dtype '" + excerpt(dtype_name) +
+                        "' (expected F64, F32, F16, BF16, I64, I32, I16, I8, U8 or BOOL)");
 
       std::vector<int64_t> shape;
       if (!entry["shape"].is_array()) fail(where, "shape is not an array");
@@ -166,16 +169,18 @@ SafetensorsFile parse_safetensors(const std::vector<char>& bytes, const std::str
       }
       if (count > kLimit / static_cast<uint64_t>(dtype->bytes)) fail(where, "shape is too large");
       const auto& offsets = entry["data_offsets"];
-      if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() || !offsets[1].is_number_unsigned())
+      if (!offsets.is_array() || offsets.size() != 2 || !offsets[0].is_number_unsigned() ||
+          !offsets[1].is_number_unsigned())
         fail(where, "data_offsets must be two non-negative integers");
       const uint64_t begin = offsets[0].get<uint64_t>(), end = offsets[1].get<uint64_t>();
-      if (begin > end) fail(where, "data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) + "] are reversed");
+      if (begin > end)
+        fail(where, "data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) + "] are reversed");
       if (end > data_size)
         fail(where, "data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) +
                         "] are out of range (data section holds " + std::to_string(data_size) + " bytes)");
       if (end - begin != count * static_cast<uint64_t>(dtype->bytes))
-        fail(where, "holds " + std::to_string(end - begin) + " bytes but " + dtype_name + shape_string(shape) + " needs " +
-                        std::to_string(count * dtype->bytes));
+        fail(where, "holds " + std::to_string(end - begin) + " bytes but " + dtype_name + shape_string(shape) +
+                        " needs " + std::to_string(count * dtype->bytes));
       spans.push_back({begin, end, name, dtype, std::move(shape)});
     }
 
@@ -191,11 +196,12 @@ SafetensorsFile parse_safetensors(const std::vector<char>& bytes, const std::str
     const Span* previous = nullptr;
     for (const Span* s : order) {
       if (s->begin < covered)
-        fail(path, "tensors '" + excerpt(previous->name) + "' and '" + excerpt(s->name) + "' have overlapping data_offsets");
+        fail(path,
+             "tensors '" + excerpt(previous->name) + "' and '" + excerpt(s->name) + "' have overlapping data_offsets");
       if (s->begin > covered)
-        fail(path, "data bytes [" + std::to_string(covered) + ", " + std::to_string(s->begin) + ") belong to no tensor (" +
-                       (previous ? "after '" + excerpt(previous->name) + "', " : "") + "before '" + excerpt(s->name) +
-                       "'); the format allows no gaps");
+        fail(path, "data bytes [" + std::to_string(covered) + ", " + std::to_string(s->begin) +
+                       ") belong to no tensor (" + (previous ? "after '" + excerpt(previous->name) + "', " : "") +
+                       "before '" + excerpt(s->name) + "'); the format allows no gaps");
       covered = s->end;
       boundaries.insert(covered);
       previous = s;
@@ -203,8 +209,8 @@ SafetensorsFile parse_safetensors(const std::vector<char>& bytes, const std::str
     if (covered != data_size)
       fail(path, "the data section ends with " + std::to_string(data_size - covered) +
                      (data_size - covered == 1 ? " byte" : " bytes") + " no tensor covers (" +
-                     (previous ? "the last tensor, '" + excerpt(previous->name) + "', ends at byte " + std::to_string(covered) +
-                                     " of " + std::to_string(data_size)
+                     (previous ? "the last tensor, '" + excerpt(previous->name) + "', ends at byte " +
+                                     std::to_string(covered) + " of " + std::to_string(data_size)
                                : "no tensor has data") +
                      "): wrong header length or inserted bytes?");
     for (const Span& s : spans)
@@ -229,7 +235,8 @@ void write_safetensors(const std::string& path, const std::map<std::string, at::
   uint64_t offset = 0;
   for (const auto& [name, tensor] : tensors) {
     const DtypeInfo* dtype = find_dtype(tensor.scalar_type());
-    if (!dtype) fail(path, "cannot write tensor '" + name + "' of dtype " + std::string(c10::toString(tensor.scalar_type())));
+    if (!dtype)
+      fail(path, "cannot write tensor '" + name + "' of dtype " + std::string(c10::toString(tensor.scalar_type())));
     at::Tensor t = tensor.detach().to(at::kCPU).contiguous();
     const uint64_t n = static_cast<uint64_t>(t.numel()) * dtype->bytes;
     header[name] = {{"dtype", dtype->name}, {"shape", t.sizes().vec()}, {"data_offsets", {offset, offset + n}}};
@@ -243,7 +250,8 @@ void write_safetensors(const std::string& path, const std::map<std::string, at::
   const uint64_t len = text.size();
   for (int i = 0; i < 8; ++i) f.put(static_cast<char>((len >> (8 * i)) & 0xff));
   f.write(text.data(), static_cast<std::streamsize>(text.size()));
-  for (const auto& t : ordered) f.write(static_cast<const char*>(t.data_ptr()), static_cast<std::streamsize>(t.nbytes()));
+  for (const auto& t : ordered)
+    f.write(static_cast<const char*>(t.data_ptr()), static_cast<std::streamsize>(t.nbytes()));
   if (!f) fail(path, "write failed");
 }
 

@@ -17,8 +17,8 @@ namespace ms {
 
 struct SafetensorsFile {
   std::string path;
-  std::map<std::string, at::Tensor> tensors;       // owned CPU tensors, in their stored dtype
-  std::map<std::string, std::string> metadata;     // "__metadata__", string values only
+  std::map<std::string, at::Tensor> tensors;    // owned CPU tensors, in their stored dtype
+  std::map<std::string, std::string> metadata;  // "__metadata__", string values only
 };
 
 // Reads and validates the whole file.

@@ -66,7 +66,8 @@ LearnedThresholds load_json(const std::string& path, const std::string& method) 
     const std::string where = "block " + std::to_string(l);
     if (!blocks[l].is_object()) fail(path, where + " is not an object like {\"merge\": 0.9, \"prune\": 0.002}");
     for (const auto& [key, value] : blocks[l].items())
-      if (key != "prune" && key != "merge") fail(path, where + ": unknown key '" + excerpt(key) + "' (expected merge, prune)");
+      if (key != "prune" && key != "merge")
+        fail(path, where + ": unknown key '" + excerpt(key) + "' (expected merge, prune)");
     if (!blocks[l].contains("prune")) fail(path, where + " has no \"prune\" threshold");
     t.prune.push_back(threshold_value(blocks[l]["prune"], path, where + " prune"));
     if (method == "ltmp") {
@@ -107,13 +108,16 @@ LearnedThresholds load_checkpoint(const std::string& path, const std::string& me
       if (!has_merge) fail(path, "missing tensor '" + p + "merge_masker.threshold' (an ltmp checkpoint needs both)");
       t.merge.push_back(scalar(p + "merge_masker.threshold"));
     } else if (has_merge) {
-      fail(path, "has merge thresholds ('" + p + "merge_masker.threshold'); ltp only prunes (use ltmp:thresholds=" + path + ")");
+      fail(path, "has merge thresholds ('" + p +
+                     "merge_masker.threshold'); ltp only prunes (use ltmp:thresholds=" + path + ")");
     }
   }
   for (const auto& [key, value] : dict)
     if (key.rfind("blocks.", 0) == 0 && ends_with(key, "_masker.threshold")) {
       const int l = std::atoi(key.c_str() + 7);
-      if (l >= depth) fail(path, "tensor '" + key + "' but block " + std::to_string(depth) + " has none (blocks must be 0.." + std::to_string(depth - 1) + ")");
+      if (l >= depth)
+        fail(path, "tensor '" + key + "' but block " + std::to_string(depth) + " has none (blocks must be 0.." +
+                       std::to_string(depth - 1) + ")");
     }
   t.calibration = "{\"imported_from\": \"checkpoint\"}";
   return t;
@@ -152,10 +156,11 @@ void save_thresholds(const std::string& path, const LearnedThresholds& t) {
 
 void check_threshold_depth(const LearnedThresholds& t, int depth, const std::string& source) {
   if (t.depth() != depth)
-    fail(source, "has thresholds for " + std::to_string(t.depth()) + " blocks, but the model has " + std::to_string(depth) +
-                     " (thresholds are learned per model)");
+    fail(source, "has thresholds for " + std::to_string(t.depth()) + " blocks, but the model has " +
+                     std::to_string(depth) + " (thresholds are learned per model)");
   if (t.method == "ltmp" && static_cast<int>(t.merge.size()) != depth)
-    fail(source, "has " + std::to_string(t.merge.size()) + " merge thresholds for " + std::to_string(depth) + " blocks");
+    fail(source,
+         "has " + std::to_string(t.merge.size()) + " merge thresholds for " + std::to_string(depth) + " blocks");
 }
 
 }  // namespace ms

@@ -18,9 +18,9 @@ struct LayerTrace {
                                           // depended on (+inf: none); empty for methods without margins
   std::vector<float> keys;                // block keys averaged over heads [tokens_in x key_dim], when recorded
   int key_dim = 0;
-  std::string note;                       // e.g. "r clamped from 16 to 10"
-  std::vector<int32_t> pruned;            // original tokens this block pruned (not merged); their
-                                          // cluster_of_token is -1 from this layer on
+  std::string note;             // e.g. "r clamped from 16 to 10"
+  std::vector<int32_t> pruned;  // original tokens this block pruned (not merged); their
+                                // cluster_of_token is -1 from this layer on
 };
 
 struct ImageTrace {

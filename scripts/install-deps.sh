@@ -13,6 +13,7 @@ PACKAGES=(
   xvfb xauth libgl1-mesa-dri mesa-utils fonts-dejavu-core
   python3-torch python3-torchvision python3-pil python3-numpy
   slurmctld slurmd slurm-client munge  # test_sweep_slurm: a one-node cluster on 127.0.0.1
+  clang-format-14  # scripts/test.sh checks the formatting
   clang-14 libclang-rt-14-dev llvm-14  # the sanitizer + fuzz build (libFuzzer, ASan/UBSan runtimes, llvm-symbolizer)
 )
 

@@ -55,8 +55,8 @@ std::string little_endian32(uint32_t v) {
 std::string little_endian16(uint16_t v) { return {static_cast<char>(v), static_cast<char>(v >> 8)}; }
 
 uint32_t crc_of(const std::string& bytes) {
-  return static_cast<uint32_t>(crc32(crc32(0, nullptr, 0), reinterpret_cast<const Bytef*>(bytes.data()),
-                                     static_cast<uInt>(bytes.size())));
+  return static_cast<uint32_t>(
+      crc32(crc32(0, nullptr, 0), reinterpret_cast<const Bytef*>(bytes.data()), static_cast<uInt>(bytes.size())));
 }
 
 // One PNG chunk: length, type, data, CRC over type and data (plus `crc_error` to spoil it).
@@ -67,8 +67,9 @@ std::string chunk(const std::string& type, const std::string& data, uint32_t crc
 std::string zlib_stream(const std::string& raw) {
   uLongf size = compressBound(raw.size());
   std::string out(size, '\0');
-  EXPECT_EQ(compress2(reinterpret_cast<Bytef*>(&out[0]), &size, reinterpret_cast<const Bytef*>(raw.data()), raw.size(), 9),
-            Z_OK);
+  EXPECT_EQ(
+      compress2(reinterpret_cast<Bytef*>(&out[0]), &size, reinterpret_cast<const Bytef*>(raw.data()), raw.size(), 9),
+      Z_OK);
   out.resize(size);
   return out;
 }
@@ -84,14 +85,15 @@ std::string raw_rows(size_t row_bytes, size_t rows, char value = 0) {
 const std::string kPngSignature = "\x89PNG\r\n\x1a\n";
 
 std::string ihdr(uint32_t width, uint32_t height, int bit_depth = 8, int colour_type = 0) {
-  return big_endian32(width) + big_endian32(height) + std::string{static_cast<char>(bit_depth), static_cast<char>(colour_type), 0, 0, 0};
+  return big_endian32(width) + big_endian32(height) +
+         std::string{static_cast<char>(bit_depth), static_cast<char>(colour_type), 0, 0, 0};
 }
 
 struct PngParts {
   uint32_t width = 0, height = 0;
   int bit_depth = 8, colour_type = 0;
-  std::string idat;            // the zlib stream
-  std::string before_idat;     // chunks between IHDR and IDAT
+  std::string idat;         // the zlib stream
+  std::string before_idat;  // chunks between IHDR and IDAT
   uint32_t ihdr_crc_error = 0, idat_crc_error = 0;
 };
 
@@ -123,8 +125,8 @@ std::string bmp_bytes(int32_t width, int32_t height, size_t pixel_bytes = 0) {
 
 // The same with the 12-byte OS/2 BITMAPCOREHEADER, whose sizes are 16-bit.
 std::string os2_bmp_bytes(uint16_t width, uint16_t height) {
-  const std::string core = little_endian32(12) + little_endian16(width) + little_endian16(height) + little_endian16(1) +
-                           little_endian16(24);
+  const std::string core =
+      little_endian32(12) + little_endian16(width) + little_endian16(height) + little_endian16(1) + little_endian16(24);
   return "BM" + little_endian32(14 + 12) + little_endian32(0) + little_endian32(14 + 12) + core;
 }
 
@@ -165,7 +167,8 @@ class BadImageInput : public ::testing::Test {
     EXPECT_TRUE(r.out.empty()) << "stdout: " << r.out;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "stderr is not one line";
     EXPECT_EQ(r.err.rfind(kErrorPrefix + image + ": ", 0), 0u) << "stderr does not start with the prefix and the file";
-    for (const std::string& phrase : phrases) EXPECT_NE(r.err.find(phrase), std::string::npos) << "no '" << phrase << "'";
+    for (const std::string& phrase : phrases)
+      EXPECT_NE(r.err.find(phrase), std::string::npos) << "no '" << phrase << "'";
   }
 
   static std::string dir_;
@@ -219,8 +222,9 @@ TEST_F(BadImageInput, TallPngWhoseResizeIsOverTheSideLimit) {
   // 118 bytes. Resize(256) makes it 256 x 5,120,000 (3.9 GB); before the budget it took 4.2 GB and 16 s.
   const std::string bytes = grey_png(1, 20000);
   EXPECT_LT(bytes.size(), 200u);
-  expect_refused(write("tall_1x20000.png", bytes),
-                 {"resizing 1x20000 (short side to 256) gives 256x5120000 pixels, a side over the limit of 1000000 pixels"});
+  expect_refused(
+      write("tall_1x20000.png", bytes),
+      {"resizing 1x20000 (short side to 256) gives 256x5120000 pixels, a side over the limit of 1000000 pixels"});
 }
 
 TEST_F(BadImageInput, WidePngWhoseResizeIsOverTheSideLimit) {
@@ -229,8 +233,9 @@ TEST_F(BadImageInput, WidePngWhoseResizeIsOverTheSideLimit) {
 
 TEST_F(BadImageInput, LongPngWhoseResizeIsOverThePixelLimit) {
   // Both resized sides within 10^6, but 196,608,000 pixels: over the budget all the same.
-  expect_refused(write("long_3000x1.png", grey_png(3000, 1)),
-                 {"resizing 3000x1 (short side to 256) gives 768000x256 pixels (196608000), over the limit of 178956970"});
+  expect_refused(
+      write("long_3000x1.png", grey_png(3000, 1)),
+      {"resizing 3000x1 (short side to 256) gives 768000x256 pixels (196608000), over the limit of 178956970"});
 }
 
 TEST_F(BadImageInput, PngAtTheOldOverlayLimitClassifies) {
@@ -312,7 +317,8 @@ TEST_F(BadImageInput, PngWithAZeroWidth) {
   p.width = 0;
   p.height = 16;
   p.idat = zlib_stream(raw_rows(0, 16));
-  expect_refused(write("zero_width.png", png_bytes(p)), {"corrupt PNG: Invalid IHDR data (Image width is zero in IHDR)"});
+  expect_refused(write("zero_width.png", png_bytes(p)),
+                 {"corrupt PNG: Invalid IHDR data (Image width is zero in IHDR)"});
 }
 
 TEST_F(BadImageInput, PalettePngWithoutAPalette) {

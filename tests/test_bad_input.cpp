@@ -151,7 +151,8 @@ class BadInput : public ::testing::Test {
   }
 
   // A model folder: the shared config.json (or `config_text`) and a model.safetensors holding `weights`.
-  static std::string model_folder(const std::string& name, const std::string& weights, const char* config_text = nullptr) {
+  static std::string model_folder(const std::string& name, const std::string& weights,
+                                  const char* config_text = nullptr) {
     const std::string dir = tmp(name);
     fs::create_directories(dir);
     if (config_text)
@@ -210,7 +211,9 @@ class BadInput : public ::testing::Test {
     return bytes;
   }
 
-  static test::CommandResult cli(const std::string& args) { return test::run_command(quote(test::cli_path()) + " " + args); }
+  static test::CommandResult cli(const std::string& args) {
+    return test::run_command(quote(test::cli_path()) + " " + args);
+  }
   static test::CommandResult classify(const std::string& image, const std::string& extra = "") {
     return cli("classify " + extra + (extra.empty() ? "" : " ") + quote(image));
   }
@@ -252,9 +255,7 @@ TEST_F(BadInput, ImageMissing) {
   expect_clean_failure(classify(p), p, {"cannot open"});
 }
 
-TEST_F(BadInput, ImageIsADirectory) {
-  expect_clean_failure(classify(tmp_), tmp_, {"directory"});
-}
+TEST_F(BadInput, ImageIsADirectory) { expect_clean_failure(classify(tmp_), tmp_, {"directory"}); }
 
 TEST_F(BadInput, EmptyImage) {
   const std::string p = tmp("empty.JPEG");
@@ -437,7 +438,8 @@ TEST_F(BadInput, TensorShapeDisagreesWithConfig) {
   const std::string dir = model_folder_with("shape", weights);
   const auto r = classify_with_model(dir);
   expect_clean_failure(r, dir + "/model.safetensors", {"shape"});
-  EXPECT_NE(r.err.find("'head.weight' has shape [999,192] but the config needs [1000,192]"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("'head.weight' has shape [999,192] but the config needs [1000,192]"), std::string::npos)
+      << r.err;
 }
 
 TEST_F(BadInput, PositionEmbeddingForAnotherResolution) {
@@ -528,16 +530,13 @@ TEST_F(BadInput, CudaDeviceWithoutCudaBuild) {
   // Debian's LibTorch is CPU-only: asking for CUDA says so instead of failing inside LibTorch.
   expect_clean_failure(classify(test::shared_image("n01440764_tench.JPEG"), "--device cuda"), "--device",
                        {"built without CUDA"});
-  expect_clean_failure(classify(test::shared_image("n01440764_tench.JPEG"), "--device tpu"), "--device", {"not cpu or cuda"});
+  expect_clean_failure(classify(test::shared_image("n01440764_tench.JPEG"), "--device tpu"), "--device",
+                       {"not cpu or cuda"});
 }
 
-TEST_F(BadInput, OptionWithoutValue) {
-  expect_clean_failure(cli("classify --model"), "--model", {"needs a value"});
-}
+TEST_F(BadInput, OptionWithoutValue) { expect_clean_failure(cli("classify --model"), "--model", {"needs a value"}); }
 
-TEST_F(BadInput, UnknownCommand) {
-  expect_clean_failure(cli("frobnicate"), "frobnicate", {"unknown command"}, 2);
-}
+TEST_F(BadInput, UnknownCommand) { expect_clean_failure(cli("frobnicate"), "frobnicate", {"unknown command"}, 2); }
 
 TEST_F(BadInput, BatchNotAnInteger) {
   expect_clean_failure(cli("bench --batch abc --warmup 0 --repeat 1"), "--batch", {"not an integer"});
@@ -569,7 +568,8 @@ TEST_F(BadInput, DeeplyNestedConfigJson) {
 }
 
 TEST_F(BadInput, OversizedConfigJson) {
-  const std::string text = shared_config_with({{"\"provenance\"", "\"padding\": \"" + std::string(2 << 20, 'x') + "\", \"provenance\""}});
+  const std::string text =
+      shared_config_with({{"\"provenance\"", "\"padding\": \"" + std::string(2 << 20, 'x') + "\", \"provenance\""}});
   const std::string dir = model_folder("big_config", "unused", text.c_str());
   expect_clean_failure(classify_with_model(dir), dir + "/config.json", {"over the limit of 1048576 bytes"});
 }
@@ -583,8 +583,8 @@ TEST_F(BadInput, DeeplyNestedThresholdFile) {
   write_bytes(prune, "{\"method\": \"ltp\", \"blocks\": [{\"prune\": " + deep + "}]}");
   for (const auto& file : {calibration, prune}) {
     SCOPED_TRACE(file);
-    const auto r = cli("trace --model " + quote(kModelDir) + " --method " + quote("ltp:thresholds=" + file) + " " + quote(image) +
-                       " --out " + quote(tmp("deep_trace.json")));
+    const auto r = cli("trace --model " + quote(kModelDir) + " --method " + quote("ltp:thresholds=" + file) + " " +
+                       quote(image) + " --out " + quote(tmp("deep_trace.json")));
     expect_clean_failure(r, file, {"deeper than 64"});
     EXPECT_LT(r.err.size(), 300u);
   }
@@ -606,7 +606,8 @@ TEST_F(BadInput, ConfigIntegersAreNotTruncated) {
   int i = 0;
   for (const auto& [from, to, message] : cases) {
     SCOPED_TRACE(to);
-    const std::string dir = model_folder("int_" + std::to_string(i++), "unused", shared_config_with({{from, to}}).c_str());
+    const std::string dir =
+        model_folder("int_" + std::to_string(i++), "unused", shared_config_with({{from, to}}).c_str());
     expect_clean_failure(classify_with_model(dir), dir + "/config.json", {message});
   }
 }
@@ -626,7 +627,8 @@ TEST_F(BadInput, ConfigFloatsOutOfRangeOrNotFinite) {
   int i = 0;
   for (const auto& [from, to, message] : cases) {
     SCOPED_TRACE(to);
-    const std::string dir = model_folder("float_" + std::to_string(i++), "unused", shared_config_with({{from, to}}).c_str());
+    const std::string dir =
+        model_folder("float_" + std::to_string(i++), "unused", shared_config_with({{from, to}}).c_str());
     expect_clean_failure(classify_with_model(dir), dir + "/config.json", {message});
   }
 }
@@ -639,25 +641,29 @@ TEST_F(BadInput, SafetensorsHeaderLengthOneByteShort) {
 
 TEST_F(BadInput, SafetensorsBytesInsertedOrAppended) {
   const std::string inserted = model_folder("st_inserted", shared_weights_bytes(0, "WXYZ", 1000));
-  expect_clean_failure(classify_with_model(inserted), inserted + "/model.safetensors", {"ends with 4 bytes no tensor covers"});
+  expect_clean_failure(classify_with_model(inserted), inserted + "/model.safetensors",
+                       {"ends with 4 bytes no tensor covers"});
   const std::string appended = model_folder("st_appended", shared_weights_bytes(0, std::string(16, '\0')));
-  expect_clean_failure(classify_with_model(appended), appended + "/model.safetensors", {"ends with 16 bytes no tensor covers"});
+  expect_clean_failure(classify_with_model(appended), appended + "/model.safetensors",
+                       {"ends with 16 bytes no tensor covers"});
 }
 
 TEST_F(BadInput, SafetensorsGapBetweenTensors) {
   const std::string header = R"({"head.bias":{"dtype":"F32","shape":[1000],"data_offsets":[0,4000]},)"
                              R"("head.weight":{"dtype":"F32","shape":[2],"data_offsets":[4008,4016]}})";
   const std::string dir = model_folder("st_gap", safetensors_bytes(header, 4016, header.size()));
-  expect_clean_failure(classify_with_model(dir), dir + "/model.safetensors", {"data bytes [4000, 4008) belong to no tensor"});
+  expect_clean_failure(classify_with_model(dir), dir + "/model.safetensors",
+                       {"data bytes [4000, 4008) belong to no tensor"});
 }
 
 TEST_F(BadInput, ConfigDepthDisagreesWithWeights) {
   // Before: depth 2 or 7 ran the 12-block weights' first blocks and ignored the rest.
-  for (const auto& [depth, first_unused, unused] :
-       std::vector<std::tuple<int, std::string, int>>{{2, "blocks.2.attn.proj.bias", 120}, {7, "blocks.7.attn.proj.bias", 60}}) {
+  for (const auto& [depth, first_unused, unused] : std::vector<std::tuple<int, std::string, int>>{
+           {2, "blocks.2.attn.proj.bias", 120}, {7, "blocks.7.attn.proj.bias", 60}}) {
     SCOPED_TRACE(depth);
-    const std::string dir = folder_with_shared_weights("depth_" + std::to_string(depth),
-                                                       shared_config_with({{"\"depth\": 12", "\"depth\": " + std::to_string(depth)}}));
+    const std::string dir =
+        folder_with_shared_weights("depth_" + std::to_string(depth),
+                                   shared_config_with({{"\"depth\": 12", "\"depth\": " + std::to_string(depth)}}));
     const auto r = classify_with_model(dir);
     expect_clean_failure(r, dir + "/model.safetensors", {"unexpected tensor '" + first_unused + "'"});
     EXPECT_NE(r.err.find(std::to_string(unused) + " tensors are not part of the model the config describes: depth " +
@@ -665,8 +671,10 @@ TEST_F(BadInput, ConfigDepthDisagreesWithWeights) {
               std::string::npos)
         << r.err;
   }
-  const std::string deeper = folder_with_shared_weights("depth_13", shared_config_with({{"\"depth\": 12", "\"depth\": 13"}}));
-  expect_clean_failure(classify_with_model(deeper), deeper + "/model.safetensors", {"missing tensor 'blocks.12.norm1.weight'"});
+  const std::string deeper =
+      folder_with_shared_weights("depth_13", shared_config_with({{"\"depth\": 12", "\"depth\": 13"}}));
+  expect_clean_failure(classify_with_model(deeper), deeper + "/model.safetensors",
+                       {"missing tensor 'blocks.12.norm1.weight'"});
 }
 
 TEST_F(BadInput, ConfigDepthDisagreesWithPthWeights) {
@@ -713,12 +721,14 @@ TEST_F(BadInput, NonFiniteLogitsInEveryCommand) {
     EXPECT_NE(r.err.find("for " + image), std::string::npos) << r.err;
   }
   expect_clean_failure(cli("eval" + model + "--images " + quote(images)), weights_file, {logits});
-  expect_clean_failure(cli("trace" + model + "--method tome:r=8 " + quote(image) + " --out " + quote(tmp("nan_trace.json"))),
-                       weights_file, {logits});
+  expect_clean_failure(
+      cli("trace" + model + "--method tome:r=8 " + quote(image) + " --out " + quote(tmp("nan_trace.json"))),
+      weights_file, {logits});
   expect_clean_failure(cli("bench" + model + "--warmup 0 --repeat 1"), weights_file, {logits});
   expect_clean_failure(cli("bench" + model + "--method tome:r=8 --warmup 0 --repeat 1"), weights_file, {logits});
-  expect_clean_failure(cli("spectrum" + model + "--method tome:r=8 " + quote(image) + " --out " + quote(tmp("nan_spectrum"))),
-                       weights_file, {logits});
+  expect_clean_failure(
+      cli("spectrum" + model + "--method tome:r=8 " + quote(image) + " --out " + quote(tmp("nan_spectrum"))),
+      weights_file, {logits});
   {
     auto r = cli("calibrate" + model + "--method ltp --images " + quote(images) + " --batch 2 --out " +
                  quote(tmp("nan_thresholds.json")));
@@ -733,10 +743,12 @@ TEST_F(BadInput, NonFiniteLogitsInEveryCommand) {
 }
 
 TEST_F(BadInput, ScheduleEntriesAreStrictNumbers) {
-  for (const std::string& spec : {"tome:schedule= 8;+8", "tome:schedule=8;+8", "tome:schedule=8;0x8", "tome:schedule=99999999999999999999"}) {
+  for (const std::string& spec :
+       {"tome:schedule= 8;+8", "tome:schedule=8;+8", "tome:schedule=8;0x8", "tome:schedule=99999999999999999999"}) {
     SCOPED_TRACE(spec);
-    expect_clean_failure(cli("bench --random-weights deit_tiny_patch16_224 --method " + quote(spec) + " --warmup 0 --repeat 1"),
-                         "method spec '" + spec + "'", {"is not a non-negative integer"});
+    expect_clean_failure(
+        cli("bench --random-weights deit_tiny_patch16_224 --method " + quote(spec) + " --warmup 0 --repeat 1"),
+        "method spec '" + spec + "'", {"is not a non-negative integer"});
   }
 }
 
@@ -756,8 +768,9 @@ TEST(FiniteLogits, NamesTheModelAndTheFirstImageAtFault) {
     check_finite_logits(logits, *model, {"a.png", "b.png", "c.png"});
     ADD_FAILURE() << "NaN logits accepted";
   } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()), "random:deit_tiny_patch16_224: the forward pass gave NaN or infinite logits for b.png "
-                                     "(2 of the 3 images of its batch) (weights or config values out of range for float32?)");
+    EXPECT_EQ(std::string(e.what()),
+              "random:deit_tiny_patch16_224: the forward pass gave NaN or infinite logits for b.png "
+              "(2 of the 3 images of its batch) (weights or config values out of range for float32?)");
   }
   try {
     check_finite_logits(logits, *model);
@@ -771,8 +784,12 @@ TEST(FiniteLogits, NamesTheModelAndTheFirstImageAtFault) {
 
 TEST_F(BadInput, GoodImagesInEveryEncodingClassify) {
   const std::string original = test::shared_image("n01440764_tench.JPEG");
-  const std::vector<std::string> images = {original, fixture("tench_baseline.jpg"), fixture("tench_progressive.jpg"),
-                                           fixture("tench_grey.jpg"), fixture("tench.png"), fixture("tench.bmp")};
+  const std::vector<std::string> images = {original,
+                                           fixture("tench_baseline.jpg"),
+                                           fixture("tench_progressive.jpg"),
+                                           fixture("tench_grey.jpg"),
+                                           fixture("tench.png"),
+                                           fixture("tench.bmp")};
   std::string args = "classify";
   for (const auto& p : images) args += " " + quote(p);
   const auto r = cli(args);

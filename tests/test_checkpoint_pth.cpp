@@ -56,10 +56,10 @@ TEST(CheckpointPth, ConfigAndWeightsMustAgreeExactly) {
   // first tensor without a place in the model (or the first one missing).
   const std::string path = test::fixtures_dir() + "/deit_tiny.pth";
   const StateDict dict = read_state_dict(path);
-  for (const auto& [depth, expected] : std::vector<std::pair<int, std::string>>{
-           {7, "unexpected tensor 'blocks.7.attn.proj.bias' (60 tensors"},
-           {2, "unexpected tensor 'blocks.2.attn.proj.bias' (120 tensors"},
-           {13, "missing tensor 'blocks.12.norm1.weight'"}}) {
+  for (const auto& [depth, expected] :
+       std::vector<std::pair<int, std::string>>{{7, "unexpected tensor 'blocks.7.attn.proj.bias' (60 tensors"},
+                                                {2, "unexpected tensor 'blocks.2.attn.proj.bias' (120 tensors"},
+                                                {13, "missing tensor 'blocks.12.norm1.weight'"}}) {
     VitConfig config = config_from_arch_name("deit_tiny_patch16_224");
     config.depth = depth;
     try {
@@ -78,7 +78,8 @@ TEST(CheckpointPth, ConfigAndWeightsMustAgreeExactly) {
     Model::from_state_dict(config_from_arch_name("deit_tiny_patch16_224"), extra, path);
     ADD_FAILURE() << "extra tensor accepted";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("unexpected tensor 'blocks.0.attn.q_norm.weight' (1 tensor is not part"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("unexpected tensor 'blocks.0.attn.q_norm.weight' (1 tensor is not part"),
+              std::string::npos)
         << e.what();
   }
 }

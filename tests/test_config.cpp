@@ -217,8 +217,9 @@ TEST(ConfigJson, SharedVitTinyAugreg) {
 
 TEST(ConfigJson, JsonValuesOverrideTheNameDefaults) {
   const VitConfig c = parse_config_json(
-      config_text(R"("global_pool": "avg", "init_values": 1e-6, "num_classes": 10, "qkv_bias": false)",
-                  R"("crop_pct": 0.95, "interpolation": "bilinear", "mean": [0.1, 0.2, 0.3], "input_size": [3, 224, 224])"),
+      config_text(
+          R"("global_pool": "avg", "init_values": 1e-6, "num_classes": 10, "qkv_bias": false)",
+          R"("crop_pct": 0.95, "interpolation": "bilinear", "mean": [0.1, 0.2, 0.3], "input_size": [3, 224, 224])"),
       "x.json");
   EXPECT_EQ(c.global_pool, "avg");
   EXPECT_TRUE(c.fc_norm);  // timm: fc_norm defaults to global_pool == 'avg'
@@ -233,7 +234,8 @@ TEST(ConfigJson, JsonValuesOverrideTheNameDefaults) {
 }
 
 TEST(ConfigJson, MissingFile) {
-  expect_config_error([] { load_config_json("/nonexistent/config.json"); }, "/nonexistent/config.json", {"cannot open"});
+  expect_config_error([] { load_config_json("/nonexistent/config.json"); }, "/nonexistent/config.json",
+                      {"cannot open"});
 }
 
 TEST(ConfigJson, InvalidJson) {
@@ -267,9 +269,11 @@ TEST(ConfigJson, WrongFieldTypes) {
   expect_json_error(config_text("", R"("crop_pct": "0.875")"), {"'crop_pct'", "wrong type"});
   expect_json_error(config_text("", R"("mean": "imagenet")"), {"'mean'", "wrong type"});
   expect_json_error(config_text("", R"("mean": [0.5, 0.5])"), {"'mean'"});
-  expect_json_error(R"({"architecture": "deit_tiny_patch16_224", "num_classes": "1000"})", {"'num_classes'", "wrong type"});
+  expect_json_error(R"({"architecture": "deit_tiny_patch16_224", "num_classes": "1000"})",
+                    {"'num_classes'", "wrong type"});
   expect_json_error(R"({"architecture": "deit_tiny_patch16_224", "model_args": 5})", {"'model_args'", "not an object"});
-  expect_json_error(R"({"architecture": "deit_tiny_patch16_224", "pretrained_cfg": []})", {"'pretrained_cfg'", "not an object"});
+  expect_json_error(R"({"architecture": "deit_tiny_patch16_224", "pretrained_cfg": []})",
+                    {"'pretrained_cfg'", "not an object"});
 }
 
 TEST(ConfigJson, FractionalIntegerFieldIsRejected) {
@@ -350,7 +354,8 @@ TEST(ConfigJson, IntegersAreNotNarrowed) {
   expect_json_error(config_text(R"("embed_dim": 4294967488)"), {"embed_dim 4294967488 is outside [1, 16384]"});
   expect_json_error(config_text(R"("img_size": 1073741824)"), {"img_size 1073741824 is outside [1, 4096]"});
   expect_json_error(config_text(R"("depth": 18446744073709551615)"), {"depth 18446744073709551615"});
-  expect_json_error(config_text(R"("depth": 18446744073709551616)"), {"'depth'", "wrong type"});  // past uint64: a float
+  expect_json_error(config_text(R"("depth": 18446744073709551616)"),
+                    {"'depth'", "wrong type"});  // past uint64: a float
   expect_json_error(config_text(R"("depth": -12)"), {"depth -12 is outside [1, 256]"});
   expect_json_error(R"({"architecture": "deit_tiny_patch16_224", "num_classes": 4294968296})",
                     {"num_classes 4294968296 is outside [1, 100000]"});
@@ -359,15 +364,18 @@ TEST(ConfigJson, IntegersAreNotNarrowed) {
 
 TEST(ConfigJson, DerivedSizesAreBounded) {
   // (img/patch)^2 patches: 4096/8 = 512 per side would be 262,144 tokens.
-  expect_json_error(config_text(R"("img_size": 4096, "patch_size": 8)", R"("crop_pct": 1.0, "input_size": [3, 4096, 4096])"),
-                    {"512 patches per side", "over the limit of 256"});
+  expect_json_error(
+      config_text(R"("img_size": 4096, "patch_size": 8)", R"("crop_pct": 1.0, "input_size": [3, 4096, 4096])"),
+      {"512 patches per side", "over the limit of 256"});
   const VitConfig big = parse_config_json(
-      config_text(R"("img_size": 4096, "patch_size": 16)", R"("crop_pct": 1.0, "input_size": [3, 4096, 4096])"), "x.json");
+      config_text(R"("img_size": 4096, "patch_size": 16)", R"("crop_pct": 1.0, "input_size": [3, 4096, 4096])"),
+      "x.json");
   EXPECT_EQ(big.num_patches(), 65536);
   EXPECT_EQ(big.resize_size(), 4096);
   // The resize target floor(img_size / crop_pct).
-  expect_json_error(config_text(R"("img_size": 4096, "patch_size": 16)", R"("crop_pct": 0.4, "input_size": [3, 4096, 4096])"),
-                    {"crop_pct 0.4 with img_size 4096", "10240 px", "over the limit of 8192"});
+  expect_json_error(
+      config_text(R"("img_size": 4096, "patch_size": 16)", R"("crop_pct": 0.4, "input_size": [3, 4096, 4096])"),
+      {"crop_pct 0.4 with img_size 4096", "10240 px", "over the limit of 8192"});
   // The MLP width int(embed_dim * mlp_ratio).
   expect_json_error(config_text(R"("embed_dim": 16384, "num_heads": 16, "mlp_ratio": 32)"), {"MLP width", "524288"});
   expect_json_error(config_text(R"("mlp_ratio": 0.001)"), {"MLP width", "= 0 is outside [1, 262144]"});

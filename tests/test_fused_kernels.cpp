@@ -66,8 +66,8 @@ TEST(FusedKernels, MatchingReferenceEqualsSharedOp) {
     const SplitKeys s = split(m);
     std::vector<int64_t> idx(2 * s.Na, -1);
     std::vector<float> val(2 * s.Na, std::nanf(""));
-    fused::bipartite_match_cpu(s.a.data_ptr<float>(), s.b.data_ptr<float>(), 2, s.Na, s.Nb, 64, true, distill, idx.data(),
-                               val.data());
+    fused::bipartite_match_cpu(s.a.data_ptr<float>(), s.b.data_ptr<float>(), 2, s.Na, s.Nb, 64, true, distill,
+                               idx.data(), val.data());
     for (int64_t n = 0; n < 2; ++n)
       for (int64_t i = 1; i < s.Na; ++i) {  // row 0 is all -inf: any index is a valid arg-max there
         EXPECT_EQ(idx[n * s.Na + i], want.index[n][i].item<int64_t>()) << "image " << n << " row " << i;
@@ -106,8 +106,8 @@ TEST(FusedKernels, CudaMatchingEqualsSharedOp) {
     const SplitKeys s = split(m);
     std::vector<int64_t> gi(2 * s.Na, -1);
     std::vector<float> gs(2 * s.Na, std::nanf(""));
-    fused::bipartite_match_cuda_host(s.a.data_ptr<float>(), s.b.data_ptr<float>(), 2, s.Na, s.Nb, 64, true, true, gi.data(),
-                                     gs.data());
+    fused::bipartite_match_cuda_host(s.a.data_ptr<float>(), s.b.data_ptr<float>(), 2, s.Na, s.Nb, 64, true, true,
+                                     gi.data(), gs.data());
     for (int64_t n = 0; n < 2; ++n)
       for (int64_t i = 1; i < s.Na; ++i) {  // protected row 0: all -inf
         EXPECT_EQ(gi[n * s.Na + i], want.index[n][i].item<int64_t>()) << "N = " << N << " row " << i;
@@ -150,7 +150,8 @@ void expect_same_choices(const reduce::RowBest& got, const reduce::RowBest& want
   for (int64_t n = 0; n < gi.size(0); ++n)
     for (int64_t i = 1; i < gi.size(1); ++i) {
       const int64_t g = gi[n][i].item<int64_t>(), w = want.index[n][i].item<int64_t>();
-      if (g != w) EXPECT_NEAR(scores[n][i][g].item<float>(), want.value[n][i].item<float>(), 1e-6) << what << " row " << i;
+      if (g != w)
+        EXPECT_NEAR(scores[n][i][g].item<float>(), want.value[n][i].item<float>(), 1e-6) << what << " row " << i;
       EXPECT_NEAR(gv[n][i].item<float>(), want.value[n][i].item<float>(), 1e-5) << what << " row " << i;
     }
 }

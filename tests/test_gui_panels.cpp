@@ -787,14 +787,17 @@ TEST_F(GuiPanels, AnImageOverTheOverlayLimitIsDrawnOnItsDownscaledCopy) {
   int mismatches = 0, away_from_edges = 0;
   for (int y = 0; y < 188; ++y)
     for (int x = 0; x < 250; ++x) {
-      const int mapped = in.row_patch[y] < 0 || in.column_patch[x] < 0 ? -1 : in.row_patch[y] * kGrid + in.column_patch[x];
+      const int mapped =
+          in.row_patch[y] < 0 || in.column_patch[x] < 0 ? -1 : in.row_patch[y] * kGrid + in.column_patch[x];
       if (patch_at(image->display_crop, kImgSize, kPatch, x + 0.5, y + 0.5) != mapped) ++mismatches;
       const double ox = (x + 0.5) / sx, oy = (y + 0.5) / sy;
       bool near_edge = false;
       for (double d : {-1.0 / sx, 1.0 / sx})
-        near_edge |= patch_at(image->crop, kImgSize, kPatch, ox + d, oy) != patch_at(image->crop, kImgSize, kPatch, ox, oy);
+        near_edge |=
+            patch_at(image->crop, kImgSize, kPatch, ox + d, oy) != patch_at(image->crop, kImgSize, kPatch, ox, oy);
       for (double d : {-1.0 / sy, 1.0 / sy})
-        near_edge |= patch_at(image->crop, kImgSize, kPatch, ox, oy + d) != patch_at(image->crop, kImgSize, kPatch, ox, oy);
+        near_edge |=
+            patch_at(image->crop, kImgSize, kPatch, ox, oy + d) != patch_at(image->crop, kImgSize, kPatch, ox, oy);
       if (near_edge) continue;
       ++away_from_edges;
       EXPECT_EQ(mapped, patch_at(image->crop, kImgSize, kPatch, ox, oy)) << "display pixel (" << x << ", " << y << ")";

@@ -9,8 +9,8 @@
 #include "test_util.h"
 
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <zlib.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 
@@ -100,8 +100,9 @@ std::string deeply_nested(const std::string& key, int depth) {
 
 TEST_F(GuiXvfb, OverlayEqualsCpuReferenceAndScreenshotShowsIt) {
   const std::string image = sample("n01440764_tench.JPEG");
-  const AppRun r = run_app(image + " --method tome:r=13 --method pitome:ratio=0.9074 --layer 6 --size 1280x800 --frames 3" +
-                        " --export-all " + dir_ + "/export --screenshot " + dir_ + "/shot.png");
+  const AppRun r =
+      run_app(image + " --method tome:r=13 --method pitome:ratio=0.9074 --layer 6 --size 1280x800 --frames 3" +
+              " --export-all " + dir_ + "/export --screenshot " + dir_ + "/shot.png");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const nlohmann::json state = read_json(dir_ + "/export/state.json");
   ASSERT_EQ(state["panes"].size(), 2u);
@@ -137,7 +138,8 @@ TEST_F(GuiXvfb, OverlayEqualsCpuReferenceAndScreenshotShowsIt) {
 
     size_t differing = 0, boundary = 0;
     for (size_t i = 0; i < cpu.pixels.size(); i += 3) {
-      if (gl.pixels[i] != cpu.pixels[i] || gl.pixels[i + 1] != cpu.pixels[i + 1] || gl.pixels[i + 2] != cpu.pixels[i + 2])
+      if (gl.pixels[i] != cpu.pixels[i] || gl.pixels[i + 1] != cpu.pixels[i + 1] ||
+          gl.pixels[i + 2] != cpu.pixels[i + 2])
         ++differing;
     }
     EXPECT_EQ(differing, 0u) << "GLSL overlay and CPU reference differ";
@@ -149,8 +151,8 @@ TEST_F(GuiXvfb, OverlayEqualsCpuReferenceAndScreenshotShowsIt) {
     for (int y = 0; y < original.height; ++y)
       for (int x = 0; x < original.width; ++x) {
         const size_t i = (static_cast<size_t>(y) * original.width + x) * 3;
-        if (cpu.pixels[i] == 255 && cpu.pixels[i + 1] == 255 && cpu.pixels[i + 2] == 255 &&
-            in.column_patch[x] >= 0 && in.row_patch[y] >= 0) {
+        if (cpu.pixels[i] == 255 && cpu.pixels[i + 1] == 255 && cpu.pixels[i + 2] == 255 && in.column_patch[x] >= 0 &&
+            in.row_patch[y] >= 0) {
           is_edge[static_cast<size_t>(y) * original.width + x] = true;
           ++boundary;
         }
@@ -171,8 +173,10 @@ TEST_F(GuiXvfb, OverlayEqualsCpuReferenceAndScreenshotShowsIt) {
         if (X < 0 || Y < 0 || X >= shot.width || Y >= shot.height) continue;
         const uint8_t* px = shot.row(Y) + X * 3;
         const double lum = (px[0] + px[1] + px[2]) / 3.0;
-        if (is_edge[static_cast<size_t>(y) * original.width + x]) edge_sum += lum, ++edge_n;
-        else other_sum += lum, ++other_n;
+        if (is_edge[static_cast<size_t>(y) * original.width + x])
+          edge_sum += lum, ++edge_n;
+        else
+          other_sum += lum, ++other_n;
       }
     ASSERT_GT(edge_n, 100u);
     EXPECT_GT(edge_sum / edge_n, other_sum / other_n + 40) << "overlay boundaries not visible in the screenshot";
@@ -215,8 +219,9 @@ TEST_F(GuiXvfb, BadImageOnCommandLine) {
 
 TEST_F(GuiXvfb, MissingImageDroppedAfterAGoodOne) {
   const std::string missing = dir_ + "/nope.png";
-  const AppRun r = run_app(sample("n01440764_tench.JPEG") + " --method tome:r=8 --drop " + missing +
-                        " --frames 2 --size 1024x700 --export-all " + dir_ + "/export --screenshot " + dir_ + "/shot.png");
+  const AppRun r =
+      run_app(sample("n01440764_tench.JPEG") + " --method tome:r=8 --drop " + missing +
+              " --frames 2 --size 1024x700 --export-all " + dir_ + "/export --screenshot " + dir_ + "/shot.png");
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find(missing), std::string::npos) << r.output;
   // The good image stays loaded and its pane still ran.
@@ -229,16 +234,16 @@ TEST_F(GuiXvfb, WrongModelFolderDropped) {
   const std::string model = dir_ + "/not_a_model";
   fs::create_directories(model);
   std::ofstream(model + "/config.json") << "{\"architecture\": 12}";
-  const AppRun r = run_app(sample("n01440764_tench.JPEG") + " --drop " + model + " --frames 2 --size 1024x700 --screenshot " +
-                        dir_ + "/shot.png");
+  const AppRun r = run_app(sample("n01440764_tench.JPEG") + " --drop " + model +
+                           " --frames 2 --size 1024x700 --screenshot " + dir_ + "/shot.png");
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find(model), std::string::npos) << r.output;
   EXPECT_TRUE(fs::exists(dir_ + "/shot.png"));
 }
 
 TEST_F(GuiXvfb, WrongModelOnCommandLine) {
-  const AppRun r = run_app(sample("n01440764_tench.JPEG") + " --model " + dir_ + "/no_such_model --frames 2 --size 1024x700 " +
-                        "--screenshot " + dir_ + "/shot.png");
+  const AppRun r = run_app(sample("n01440764_tench.JPEG") + " --model " + dir_ +
+                           "/no_such_model --frames 2 --size 1024x700 " + "--screenshot " + dir_ + "/shot.png");
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("no_such_model"), std::string::npos) << r.output;
   EXPECT_TRUE(fs::exists(dir_ + "/shot.png"));
@@ -249,8 +254,8 @@ TEST_F(GuiXvfb, UnreadableImageFromBrowser) {
   fs::create_directories(folder);
   const std::string bad = folder + "/truncated.png";
   std::ofstream(bad) << "\x89PNG\r\n\x1a\n";
-  const AppRun r = run_app(sample("n01440764_tench.JPEG") + " --browse " + bad + " --frames 2 --size 1024x700 --screenshot " +
-                        dir_ + "/shot.png");
+  const AppRun r = run_app(sample("n01440764_tench.JPEG") + " --browse " + bad +
+                           " --frames 2 --size 1024x700 --screenshot " + dir_ + "/shot.png");
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find(bad), std::string::npos) << r.output;
   EXPECT_TRUE(fs::exists(dir_ + "/shot.png"));
@@ -258,14 +263,15 @@ TEST_F(GuiXvfb, UnreadableImageFromBrowser) {
 
 TEST_F(GuiXvfb, MissingFolderInBrowser) {
   const AppRun r = run_app(sample("n01440764_tench.JPEG") + " --browse " + dir_ + "/gone --frames 2 --size 1024x700 " +
-                        "--screenshot " + dir_ + "/shot.png");
+                           "--screenshot " + dir_ + "/shot.png");
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find(dir_ + "/gone: no such file or folder"), std::string::npos) << r.output;
 }
 
 TEST_F(GuiXvfb, BadMethodSpecInAPane) {
-  const AppRun r = run_app(sample("n01440764_tench.JPEG") + " --method tome:r=-3 --method tome:r=13 --frames 2 --size 1024x700 " +
-                        "--export-all " + dir_ + "/export --screenshot " + dir_ + "/shot.png");
+  const AppRun r =
+      run_app(sample("n01440764_tench.JPEG") + " --method tome:r=-3 --method tome:r=13 --frames 2 --size 1024x700 " +
+              "--export-all " + dir_ + "/export --screenshot " + dir_ + "/shot.png");
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("tome:r=-3"), std::string::npos) << r.output;
   const nlohmann::json state = read_json(dir_ + "/export/state.json");
@@ -318,23 +324,25 @@ void expect_wide_image_drawn_downscaled(const std::string& dir, const std::strin
 
 TEST_F(GuiXvfb, ImageWiderThanGlAllowsOnCommandLine) {
   const std::string wide = write_grey_png(dir_ + "/wide_16385x8.png", 16385, 8, 90);
-  const AppRun r = run_app(wide + " --method tome:r=8 --frames 2 --size 1024x700 --export-all " + dir_ + "/export --screenshot " +
-                        dir_ + "/shot.png");
+  const AppRun r = run_app(wide + " --method tome:r=8 --frames 2 --size 1024x700 --export-all " + dir_ +
+                           "/export --screenshot " + dir_ + "/shot.png");
   expect_wide_image_drawn_downscaled(dir_, wide, r);
 }
 
 TEST_F(GuiXvfb, ImageWiderThanGlAllowsDropped) {
   const std::string wide = write_grey_png(dir_ + "/wide_16385x8.png", 16385, 8, 160);
-  const AppRun r = run_app(sample("n01440764_tench.JPEG") + " --method tome:r=8 --drop " + wide +
-                        " --frames 2 --size 1024x700 --export-all " + dir_ + "/export --screenshot " + dir_ + "/shot.png");
+  const AppRun r =
+      run_app(sample("n01440764_tench.JPEG") + " --method tome:r=8 --drop " + wide +
+              " --frames 2 --size 1024x700 --export-all " + dir_ + "/export --screenshot " + dir_ + "/shot.png");
   expect_wide_image_drawn_downscaled(dir_, wide, r);
 }
 
 // Over the budgets: one line naming the file, the app runs on (the good image stays), exit code 1.
 TEST_F(GuiXvfb, DecompressionBombDroppedAfterAGoodImage) {
   const std::string bomb = write_png_claiming(dir_ + "/bomb_20000x20000.png", 20000, 20000);
-  const AppRun r = run_app(sample("n01440764_tench.JPEG") + " --method tome:r=8 --drop " + bomb +
-                        " --frames 2 --size 1024x700 --export-all " + dir_ + "/export --screenshot " + dir_ + "/shot.png");
+  const AppRun r =
+      run_app(sample("n01440764_tench.JPEG") + " --method tome:r=8 --drop " + bomb +
+              " --frames 2 --size 1024x700 --export-all " + dir_ + "/export --screenshot " + dir_ + "/shot.png");
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_EQ(lines_naming(r.output, bomb), 1u) << r.output;
   EXPECT_NE(r.output.find("20000x20000"), std::string::npos) << r.output;
@@ -360,14 +368,15 @@ TEST_F(GuiXvfb, ImageOverTheResizeBudgetOnCommandLine) {
 TEST_F(GuiXvfb, ExportIntoAFolderThatCannotBeCreated) {
   std::ofstream(dir_ + "/a_file") << "not a folder\n";
   const std::string target = dir_ + "/a_file/export";
-  const AppRun r = run_app(sample("n01440764_tench.JPEG") + " --method tome:r=8 --frames 2 --size 1024x700 --export-all " + target +
-                        " --exit");
+  const AppRun r = run_app(sample("n01440764_tench.JPEG") +
+                           " --method tome:r=8 --frames 2 --size 1024x700 --export-all " + target + " --exit");
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_EQ(lines_naming(r.output, target), 1u) << r.output;
   EXPECT_EQ(r.output.find("exported"), std::string::npos) << r.output;
 
-  const AppRun shot = run_app(sample("n01440764_tench.JPEG") + " --method tome:r=8 --frames 2 --size 1024x700 --export-all " +
-                           target + " --screenshot " + dir_ + "/shot.png");
+  const AppRun shot =
+      run_app(sample("n01440764_tench.JPEG") + " --method tome:r=8 --frames 2 --size 1024x700 --export-all " + target +
+              " --screenshot " + dir_ + "/shot.png");
   EXPECT_EQ(shot.exit_code, 1) << shot.output;
   EXPECT_EQ(lines_naming(shot.output, target), 1u) << shot.output;
   EXPECT_TRUE(fs::exists(dir_ + "/shot.png"));
@@ -377,8 +386,8 @@ TEST_F(GuiXvfb, ExportIntoAFolderThatCannotBeCreated) {
 // file, and the export does not claim to be done.
 TEST_F(GuiXvfb, ExportFileThatCannotBeWritten) {
   fs::create_directories(dir_ + "/export/state.json");
-  const AppRun r = run_app(sample("n01440764_tench.JPEG") + " --method tome:r=8 --frames 2 --size 1024x700 --export-all " + dir_ +
-                        "/export --exit");
+  const AppRun r = run_app(sample("n01440764_tench.JPEG") +
+                           " --method tome:r=8 --frames 2 --size 1024x700 --export-all " + dir_ + "/export --exit");
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_EQ(lines_naming(r.output, dir_ + "/export/state.json"), 1u) << r.output;
   EXPECT_EQ(r.output.find("exported"), std::string::npos) << r.output;
@@ -390,9 +399,11 @@ TEST_F(GuiXvfb, DeeplyNestedConfigInADroppedModelFolder) {
   const std::string model = dir_ + "/deep_model";
   fs::create_directories(model);
   std::ofstream(model + "/config.json") << deeply_nested("architecture", 100000);
-  fs::create_symlink(fs::absolute("../shared/models/deit_tiny_patch16_224/model.safetensors"), model + "/model.safetensors");
-  const AppRun r = run_app(sample("n01440764_tench.JPEG") + " --method tome:r=8 --drop " + model +
-                        " --frames 2 --size 1024x700 --export-all " + dir_ + "/export --screenshot " + dir_ + "/shot.png");
+  fs::create_symlink(fs::absolute("../shared/models/deit_tiny_patch16_224/model.safetensors"),
+                     model + "/model.safetensors");
+  const AppRun r =
+      run_app(sample("n01440764_tench.JPEG") + " --method tome:r=8 --drop " + model +
+              " --frames 2 --size 1024x700 --export-all " + dir_ + "/export --screenshot " + dir_ + "/shot.png");
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_EQ(lines_naming(r.output, model + "/config.json"), 1u) << r.output;
   EXPECT_TRUE(fs::exists(dir_ + "/shot.png"));
@@ -405,8 +416,8 @@ TEST_F(GuiXvfb, DeeplyNestedThresholdFileInAPane) {
   const std::string thresholds = dir_ + "/deep_thresholds.json";
   std::ofstream(thresholds) << deeply_nested("calibration", 100000);
   const AppRun r = run_app(sample("n01440764_tench.JPEG") + " --method ltp:thresholds=" + thresholds +
-                        " --method tome:r=8 --frames 2 --size 1024x700 --export-all " + dir_ + "/export --screenshot " + dir_ +
-                        "/shot.png");
+                           " --method tome:r=8 --frames 2 --size 1024x700 --export-all " + dir_ +
+                           "/export --screenshot " + dir_ + "/shot.png");
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_EQ(lines_naming(r.output, thresholds), 1u) << r.output;
   EXPECT_TRUE(fs::exists(dir_ + "/shot.png"));

@@ -84,7 +84,8 @@ const std::map<std::string, Reference>& references() {
 bool has_prefix(const std::string& name, const char* prefix) { return name.rfind(prefix, 0) == 0; }
 
 std::string image_path(const std::string& name) {
-  return has_prefix(name, "bad/") || has_prefix(name, "png/") ? test::fixtures_dir() + "/" + name : test::shared_image(name);
+  return has_prefix(name, "bad/") || has_prefix(name, "png/") ? test::fixtures_dir() + "/" + name
+                                                              : test::shared_image(name);
 }
 
 // How many of the 3*W*H values differ from Pillow's decode, and the largest difference; asks Pillow itself.
@@ -119,7 +120,8 @@ ValueDifference count_differing_values(const std::string& path, const RgbImage& 
 }
 
 // Decodes the named images and compares them with Pillow's; returns how many differ (reported per image).
-size_t count_differences(const std::vector<std::string>& names, bool report_timing = false, const char* label = "jpeg") {
+size_t count_differences(const std::vector<std::string>& names, bool report_timing = false,
+                         const char* label = "jpeg") {
   // Asking Pillow costs ~0.1 s an image; a decoder that is off everywhere needs only a few examples.
   constexpr size_t kMaxCounted = 10;
   size_t differing = 0, counted = 0, differing_values = 0;
@@ -204,9 +206,9 @@ TEST(PngPillow, EveryColourTypeAndBitDepthDecodesAsPillowDoes) {
   for (const auto& [name, ref] : references())
     if (has_prefix(name, "png/")) names.push_back(name);
   // The fixture covers each combination the PNG spec allows (colour type: bit depths), both ways.
-  const std::vector<std::string> combos = {"grey1", "grey2", "grey4", "grey8", "grey16", "rgb8", "rgb16", "palette1",
-                                           "palette2", "palette4", "palette8", "grey_alpha8", "grey_alpha16", "rgba8",
-                                           "rgba16"};
+  const std::vector<std::string> combos = {"grey1",    "grey2",       "grey4",        "grey8",    "grey16",
+                                           "rgb8",     "rgb16",       "palette1",     "palette2", "palette4",
+                                           "palette8", "grey_alpha8", "grey_alpha16", "rgba8",    "rgba16"};
   for (const auto& c : combos)
     for (const char* suffix : {".png", "_adam7.png"})
       EXPECT_TRUE(references().count("png/" + c + suffix)) << "no Pillow reference for png/" << c << suffix;

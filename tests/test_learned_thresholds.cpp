@@ -21,13 +21,13 @@
 #include <c10/core/InferenceMode.h>
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <limits>
 #include <memory>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 namespace ms {
@@ -81,7 +81,8 @@ TEST_F(LearnedThresholds_, GradientsReachTheThresholds) {
     masks.tau_prune = method == "ltmp" ? 0.1 : 1e-3;
     const MaskedForward f = masked_forward(*model_, images_, method, merge, prune, masks);
     const at::Tensor labels = at::tensor({0, 10, 21}, at::kLong);
-    const at::Tensor loss = at::cross_entropy_loss(f.logits, labels) + 10 * at::pow(0.5 - f.macs_ratio, 2) + f.mask_mean;
+    const at::Tensor loss =
+        at::cross_entropy_loss(f.logits, labels) + 10 * at::pow(0.5 - f.macs_ratio, 2) + f.mask_mean;
     loss.backward();
     for (const at::Tensor& p : {merge, prune}) {
       if (!p.requires_grad()) continue;
@@ -171,8 +172,9 @@ TEST_F(LearnedThresholds_, InfiniteThresholdsKeepOrDropEverything) {
   EXPECT_TRUE(at::equal(masked_forward(*model_, x, "ltp", inf, minus_inf, ste).tokens, at::full({1, 12}, 197.0)));
   EXPECT_TRUE(at::equal(masked_forward(*model_, x, "ltp", inf, inf, ste).tokens, at::full({1, 12}, 1.0)));
   EXPECT_TRUE(at::equal(masked_forward(*model_, x, "ltmp", inf, inf, ste).tokens, at::full({1, 12}, 1.0)));
-  EXPECT_TRUE(at::equal(masked_forward(*model_, x, "ltmp", minus_inf, minus_inf, ste).tokens,
-                        at::tensor(std::vector<double>(halving.begin(), halving.end()), at::kDouble).to(at::kFloat).view({1, 12})));
+  EXPECT_TRUE(at::equal(
+      masked_forward(*model_, x, "ltmp", minus_inf, minus_inf, ste).tokens,
+      at::tensor(std::vector<double>(halving.begin(), halving.end()), at::kDouble).to(at::kFloat).view({1, 12})));
   const MaskedForward keep = masked_forward(*model_, x, "ltmp", inf, minus_inf, ste);
   EXPECT_NEAR(keep.macs_ratio.item<double>(), 1.0, test::kFlopsRatioRelTol);
   EXPECT_LT(test::relative_max_error(keep.logits, none.logits), test::kLogitRelTol);
@@ -184,7 +186,8 @@ TEST_F(LearnedThresholds_, InfiniteThresholdsKeepOrDropEverything) {
 TEST_F(LearnedThresholds_, TrainingFlopsRatioIsModelCost) {
   at::NoGradGuard no_grad;
   const LearnedThresholds t = some_thresholds("ltmp");
-  const MaskedForward f = masked_forward(*model_, images_, "ltmp", as_tensor(t.merge), as_tensor(t.prune), MaskOptions{});
+  const MaskedForward f =
+      masked_forward(*model_, images_, "ltmp", as_tensor(t.merge), as_tensor(t.prune), MaskOptions{});
   const VitConfig& c = model_->config();
   double sum = 0;
   for (int64_t b = 0; b < images_.size(0); ++b) {
@@ -220,8 +223,10 @@ TEST_F(LearnedThresholds_, TraceMarksPrunedTokens) {
         previous = lt.cluster_of_token;
       }
     }
-    if (spec.rfind("tome", 0) == 0) EXPECT_EQ(pruned_total, 0u);
-    else EXPECT_GT(pruned_total, 0u);
+    if (spec.rfind("tome", 0) == 0)
+      EXPECT_EQ(pruned_total, 0u);
+    else
+      EXPECT_GT(pruned_total, 0u);
   }
 }
 
@@ -336,7 +341,8 @@ TEST(LearnedThresholdFiles, BadFilesGiveClearErrors) {
   expect_file_error("[1, 2]", "ltmp", "no \"blocks\"");
   expect_file_error("{\"blocks\": []}", "ltmp", "non-empty");
   expect_file_error("{\"method\": \"ltp\", \"blocks\": [{\"prune\": 0.1}]}", "ltmp", "holds ltp thresholds");
-  expect_file_error("{\"method\": \"ltmp\", \"blocks\": [{\"merge\": 0.9, \"prune\": 0.1}]}", "ltp", "holds ltmp thresholds");
+  expect_file_error("{\"method\": \"ltmp\", \"blocks\": [{\"merge\": 0.9, \"prune\": 0.1}]}", "ltp",
+                    "holds ltmp thresholds");
   expect_file_error("{\"blocks\": [{\"merge\": 0.9}]}", "ltmp", "block 0 has no \"prune\"");
   expect_file_error("{\"blocks\": [{\"prune\": 0.1}]}", "ltmp", "no \"merge\"");
   expect_file_error("{\"blocks\": [{\"merge\": 0.9, \"prune\": 0.1}]}", "ltp", "ltp only prunes");
@@ -379,12 +385,17 @@ TEST(LearnedThresholdFiles, SpecsAndDepthMismatch) {
     run(*model, at::zeros({1, 3, 224, 224}), reducer.get());
     ADD_FAILURE() << "no error";
   } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()), path + ": has thresholds for 3 blocks, but the model has 12 (thresholds are learned per model)");
+    EXPECT_EQ(std::string(e.what()),
+              path + ": has thresholds for 3 blocks, but the model has 12 (thresholds are learned per model)");
   }
   // The CLI: one line, exit 1.
-  const auto r = test::run_command(test::cli_path() + " eval --model deit_tiny_patch16_224 --images ../shared/data/imagenet-sample --limit 1 --method ltp:thresholds=" + path);
+  const auto r = test::run_command(
+      test::cli_path() +
+      " eval --model deit_tiny_patch16_224 --images ../shared/data/imagenet-sample --limit 1 --method ltp:thresholds=" +
+      path);
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_EQ(r.err, "mergescope-cli: error: " + path + ": has thresholds for 3 blocks, but the model has 12 (thresholds are learned per model)\n");
+  EXPECT_EQ(r.err, "mergescope-cli: error: " + path +
+                       ": has thresholds for 3 blocks, but the model has 12 (thresholds are learned per model)\n");
   std::remove(path.c_str());
 }
 

@@ -15,8 +15,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -26,8 +26,9 @@ namespace {
 // bf16 keeps 8 significant bits: each rounding of a linear layer's input or output is off by up to 2^-9 relative
 // (0.2%), and a DeiT-Ti forward rounds 6 times per block over 12 blocks into an fp32 residual stream. Measured
 // on the 4 images below (deit_tiny, no reducer): max |bf16 - fp32| / max |fp32| = 5.0e-3 with bf16-rounded fp32
-// products (this CPU's path), 1.2e-2 with LibTorch's reference bf16 kernels on 2 of them. The bound is 5e-2, which leaves room for oneDNN's bf16 kernels (other accumulation
-// order, same rounding points) and still fails on a real error (a wrong weight in bf16 gives > 0.3).
+// products (this CPU's path), 1.2e-2 with LibTorch's reference bf16 kernels on 2 of them. The bound is 5e-2, which
+// leaves room for oneDNN's bf16 kernels (other accumulation order, same rounding points) and still fails on a real
+// error (a wrong weight in bf16 gives > 0.3).
 constexpr double kBf16LogitRelTol = 5e-2;
 
 const std::vector<std::string> kImages = {"n01440764_tench.JPEG", "n01484850_great_white_shark.JPEG",
@@ -82,8 +83,10 @@ TEST_F(Precision, Bf16KernelsAndRoundedFp32Agree) {
   const auto kernels = Model::with_dtype(fp32_, Dtype::BFloat16);
   setenv("MERGESCOPE_BF16_PATH", "rounded", 1);
   const auto rounded = Model::with_dtype(fp32_, Dtype::BFloat16);
-  if (old) setenv("MERGESCOPE_BF16_PATH", saved.c_str(), 1);
-  else unsetenv("MERGESCOPE_BF16_PATH");
+  if (old)
+    setenv("MERGESCOPE_BF16_PATH", saved.c_str(), 1);
+  else
+    unsetenv("MERGESCOPE_BF16_PATH");
   const at::Tensor input = shared_batch(*fp32_).slice(0, 0, 2);
   const at::Tensor a = kernels->forward(input), b = rounded->forward(input), f = fp32_->forward(input);
   const double err = test::relative_max_error(a, b);
@@ -115,9 +118,10 @@ TEST_F(Precision, Bf16ToMeMergesLikeFp32UntilANearTie) {
       same += eq;
       if (!eq && first < 0) first = static_cast<int>(l);
     }
-    std::printf("tome:r=13 image %zu: %d of 12 block partitions identical, first difference at block %d; "
-                "logits max |bf16 - fp32| / max |fp32| = %.4g\n",
-                i, same, first, test::relative_max_error(b.logits[i], a.logits[i]));
+    std::printf(
+        "tome:r=13 image %zu: %d of 12 block partitions identical, first difference at block %d; "
+        "logits max |bf16 - fp32| / max |fp32| = %.4g\n",
+        i, same, first, test::relative_max_error(b.logits[i], a.logits[i]));
   }
 }
 
@@ -160,12 +164,14 @@ TEST_F(Precision, Bf16EnergiesAreTheFp32FormulaOnTheTracedKeys) {
   for (size_t l = 0; l < tr.layers.size(); ++l) {
     const LayerTrace& lt = tr.layers[l];
     ASSERT_FALSE(lt.keys.empty());
-    const at::Tensor keys = at::from_blob(const_cast<float*>(lt.keys.data()), {1, lt.tokens_in, lt.key_dim}, at::kFloat);
+    const at::Tensor keys =
+        at::from_blob(const_cast<float*>(lt.keys.data()), {1, lt.tokens_in, lt.key_dim}, at::kFloat);
     const at::Tensor metric = reduce::normalize(keys.slice(1, P));
     const double m = reduce::energy_margin(reduce::EnergyFormula::Code, static_cast<int>(l), 12);
     const at::Tensor e = reduce::energy(metric, m, reduce::EnergyFormula::Code, reduce::similarities(metric, metric));
     ASSERT_EQ(lt.energy.size(), static_cast<size_t>(lt.tokens_in));
-    for (int t = P; t < lt.tokens_in; ++t) EXPECT_EQ(lt.energy[t], e[0][t - P].item<float>()) << "block " << l << " token " << t;
+    for (int t = P; t < lt.tokens_in; ++t)
+      EXPECT_EQ(lt.energy[t], e[0][t - P].item<float>()) << "block " << l << " token " << t;
   }
 }
 
@@ -182,9 +188,10 @@ TEST(PrecisionCli, NoticeWithoutNativeBf16AndRefusals) {
   EXPECT_NE(version.out.find("bf16: emulated by rounding"), std::string::npos) << version.out;
   const auto fp32 = test::run_command(cli + " classify --model deit_tiny_patch16_224 " + image);
   EXPECT_EQ(fp32.err, "");  // no notice without --dtype bf16
-  for (const std::string& bad : std::vector<std::string>{" classify --dtype fp16 " + image,
-                                " calibrate --model deit_tiny_patch16_224 --method ltmp --images ../shared/data/imagenet-sample"
-                                " --limit 2 --out /tmp/ms_never.json --dtype bf16"}) {
+  for (const std::string& bad : std::vector<std::string>{
+           " classify --dtype fp16 " + image,
+           " calibrate --model deit_tiny_patch16_224 --method ltmp --images ../shared/data/imagenet-sample"
+           " --limit 2 --out /tmp/ms_never.json --dtype bf16"}) {
     const auto r = test::run_command(cli + bad);
     EXPECT_EQ(r.exit_code, 1) << bad;
     EXPECT_NE(r.err.find("--dtype"), std::string::npos) << r.err;
@@ -195,8 +202,9 @@ TEST(PrecisionCli, NoticeWithoutNativeBf16AndRefusals) {
 // compare --against fp32: the model in fp32 against itself agrees everywhere (the comparison's own check);
 // bf16 reports the share of (image, block) partitions it keeps.
 TEST(PrecisionCli, CompareAgainstFp32) {
-  const std::string cmd = test::cli_path() + " compare --model deit_tiny_patch16_224 --against fp32 --method tome:r=13"
-                                             " --images ../shared/data/imagenet-sample --limit 2 --quiet";
+  const std::string cmd = test::cli_path() +
+                          " compare --model deit_tiny_patch16_224 --against fp32 --method tome:r=13"
+                          " --images ../shared/data/imagenet-sample --limit 2 --quiet";
   const auto same = test::run_command(cmd);
   EXPECT_EQ(same.exit_code, 0) << same.err;
   EXPECT_NE(same.out.find("identical at every layer: 2 (100.0%)"), std::string::npos) << same.out;

@@ -32,8 +32,9 @@ class PilEquality : public ::testing::TestWithParam<Case> {};
 
 TEST_P(PilEquality, MatchesTorchvisionBitForBit) {
   const Case c = GetParam();
-  const std::string model_dir = std::string("../shared/models/") +
-                                (std::string(c.cfg) == "deit" ? "deit_tiny_patch16_224" : "vit_tiny_patch16_224.augreg_in21k_ft_in1k");
+  const std::string model_dir =
+      std::string("../shared/models/") +
+      (std::string(c.cfg) == "deit" ? "deit_tiny_patch16_224" : "vit_tiny_patch16_224.augreg_in21k_ft_in1k");
   const PreprocessSpec spec = preprocess_spec(load_config_json(model_dir + "/config.json"));
   const RgbImage image = load_image(test::fixtures_dir() + "/pil/" + c.stem + ".png");
   std::vector<float> ours(static_cast<size_t>(3) * spec.crop * spec.crop);
@@ -50,8 +51,9 @@ TEST_P(PilEquality, MatchesTorchvisionBitForBit) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, PilEquality,
-                         ::testing::Values(Case{"noise_wide", "deit"}, Case{"noise_wide", "vit"}, Case{"noise_tall", "deit"},
-                                           Case{"noise_tall", "vit"}, Case{"grey_square", "deit"}, Case{"grey_square", "vit"},
+                         ::testing::Values(Case{"noise_wide", "deit"}, Case{"noise_wide", "vit"},
+                                           Case{"noise_tall", "deit"}, Case{"noise_tall", "vit"},
+                                           Case{"grey_square", "deit"}, Case{"grey_square", "vit"},
                                            Case{"exact_short_side", "deit"}, Case{"exact_short_side", "vit"},
                                            Case{"tench", "deit"}, Case{"tench", "vit"}),
                          [](const auto& info) { return std::string(info.param.stem) + "_" + info.param.cfg; });
@@ -63,7 +65,7 @@ TEST(Preprocess, ResizeShortSideFollowsTorchvision) {
   img.pixels.assign(500 * 375 * 3, 128);
   const RgbImage r = resize_short_side(img, 256, ResampleFilter::Bicubic);
   EXPECT_EQ(r.height, 256);
-  EXPECT_EQ(r.width, 341);  // int(256 * 500 / 375)
+  EXPECT_EQ(r.width, 341);                       // int(256 * 500 / 375)
   for (uint8_t v : r.pixels) ASSERT_EQ(v, 128);  // weights are normalised: a flat image stays flat
 }
 

@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <unistd.h>
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -25,7 +26,6 @@
 #include <sstream>
 #include <string>
 #include <tuple>
-#include <unistd.h>
 #include <vector>
 
 namespace ms {
@@ -168,9 +168,11 @@ TEST(TomeSchedule, InflectMinusOne) {
 
 TEST(TomeSchedule, OtherInflections) {
   const VitConfig c = config_from_arch_name("deit_tiny_patch16_224");
-  for (const auto& [r, inflect, text] : std::vector<std::tuple<int, double, std::string>>{
-           {13, 0.5, "tome:r=13,inflect=0.5"}, {8, -0.5, "tome:r=8,inflect=-0.5"}, {20, 1.0, "tome:r=20,inflect=1"},
-           {11, -0.3, "tome:r=11,inflect=-0.3"}}) {
+  for (const auto& [r, inflect, text] :
+       std::vector<std::tuple<int, double, std::string>>{{13, 0.5, "tome:r=13,inflect=0.5"},
+                                                         {8, -0.5, "tome:r=8,inflect=-0.5"},
+                                                         {20, 1.0, "tome:r=20,inflect=1"},
+                                                         {11, -0.3, "tome:r=11,inflect=-0.3"}}) {
     SCOPED_TRACE(text);
     EXPECT_EQ(predicted_tokens(c, *make_reducer(text)), tome_tokens(197, 1, parse_r(c.depth, r, inflect)));
   }
@@ -192,8 +194,7 @@ TEST(TomeSchedule, ShortListPaddedWithZeros) {
   EXPECT_EQ(predicted_tokens(c, *make_reducer("tome:schedule=8;8;4")), expected);
   // A full-length list is taken as is, with clamping.
   const std::vector<int> full = {50, 50, 50, 50, 1, 1, 1, 1, 1, 1, 1, 1};
-  EXPECT_EQ(predicted_tokens(c, *make_reducer("tome:schedule=50;50;50;50;1;1;1;1;1;1;1;1")),
-            tome_tokens(197, 1, full));
+  EXPECT_EQ(predicted_tokens(c, *make_reducer("tome:schedule=50;50;50;50;1;1;1;1;1;1;1;1")), tome_tokens(197, 1, full));
 }
 
 TEST(TomeSchedule, ClampedToHalfTheTokens) {
@@ -399,8 +400,8 @@ TEST(ApplyPlan, SizeWeightedMeans) {
   const auto f = at::TensorOptions().dtype(at::kFloat);
   const auto i64 = at::TensorOptions().dtype(at::kLong);
   // Two images, five tokens, two channels.
-  const at::Tensor x = at::tensor({1.f, 10.f, 2.f, 20.f, 3.f, 30.f, 4.f, 40.f, 5.f, 50.f,  //
-                                   -1.f, 0.f, -2.f, 0.f, -3.f, 0.f, -4.f, 0.f, -5.f, 0.f},
+  const at::Tensor x = at::tensor({1.f,  10.f, 2.f,  20.f, 3.f,  30.f, 4.f,  40.f, 5.f,  50.f,  //
+                                   -1.f, 0.f,  -2.f, 0.f,  -3.f, 0.f,  -4.f, 0.f,  -5.f, 0.f},
                                   f)
                            .view({2, 5, 2});
   const at::Tensor size = at::tensor({1.f, 2.f, 1.f, 3.f, 1.f, 1.f, 1.f, 1.f, 1.f, 4.f}, f).view({2, 5});
@@ -409,7 +410,8 @@ TEST(ApplyPlan, SizeWeightedMeans) {
   ASSERT_EQ(nx.sizes(), (at::IntArrayRef{2, 3, 2}));
   ASSERT_EQ(ns.sizes(), (at::IntArrayRef{2, 3}));
   // Image 0: slot 0 = tokens 0, 2 (sizes 1, 1); slot 1 = tokens 1, 4 (sizes 2, 1); slot 2 = token 3 (size 3).
-  const at::Tensor want_x0 = at::tensor({2.f, 20.f, (2 * 2.f + 5.f) / 3, (2 * 20.f + 50.f) / 3, 4.f, 40.f}, f).view({3, 2});
+  const at::Tensor want_x0 =
+      at::tensor({2.f, 20.f, (2 * 2.f + 5.f) / 3, (2 * 20.f + 50.f) / 3, 4.f, 40.f}, f).view({3, 2});
   const at::Tensor want_s0 = at::tensor({2.f, 3.f, 3.f}, f);
   // Image 1: slot 0 = tokens 3, 4 (sizes 1, 4); slot 1 = token 2; slot 2 = tokens 0, 1.
   const at::Tensor want_x1 = at::tensor({(-4.f - 4 * 5.f) / 5, 0.f, -3.f, 0.f, -1.5f, 0.f}, f).view({3, 2});
@@ -451,8 +453,8 @@ TEST(ApplyPlan, CpuPathMatchesAtenPath) {
     const auto [nx, ns] = apply_plan(x, size, dest, T);
     const auto [want_x, want_s] = apply_plan_aten(x, size, dest, T);
     EXPECT_TRUE(at::allclose(ns, want_s, 1e-6, 0)) << "trial " << trial;
-    EXPECT_TRUE(at::allclose(nx, want_x, 1e-6, 1e-6)) << "trial " << trial << " max diff "
-                                                      << (nx - want_x).abs().max().item<float>();
+    EXPECT_TRUE(at::allclose(nx, want_x, 1e-6, 1e-6))
+        << "trial " << trial << " max diff " << (nx - want_x).abs().max().item<float>();
   }
 }
 
@@ -616,9 +618,10 @@ TEST(Cli, TraceJson) {
 // bench --json: one object per method; speed-ups are against the first row (none) and the MAC ratio is
 // that row's GMACs over this row's, both from the cost model for the token counts the run produced.
 TEST(Cli, BenchJsonRows) {
-  const auto r = test::run_command(test::cli_path() +
-                                   " bench --random-weights deit_tiny_patch16_224 --batch 2 --warmup 0 --repeat 1 --json"
-                                   " --method tome:r=13");
+  const auto r =
+      test::run_command(test::cli_path() +
+                        " bench --random-weights deit_tiny_patch16_224 --batch 2 --warmup 0 --repeat 1 --json"
+                        " --method tome:r=13");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::istringstream lines(r.out);
   std::vector<nlohmann::json> rows;
@@ -631,7 +634,8 @@ TEST(Cli, BenchJsonRows) {
   EXPECT_DOUBLE_EQ(rows[0]["mac_ratio"].get<double>(), 1.0);
   const VitConfig c = config_from_arch_name("deit_tiny_patch16_224");
   const auto tome = make_reducer("tome:r=13");
-  const double want = model_cost(c, {}, nullptr).gmacs() / model_cost(c, predicted_tokens(c, *tome), tome.get()).gmacs();
+  const double want =
+      model_cost(c, {}, nullptr).gmacs() / model_cost(c, predicted_tokens(c, *tome), tome.get()).gmacs();
   EXPECT_NEAR(rows[1]["mac_ratio"].get<double>(), want, 1e-3);
   EXPECT_GT(rows[1]["speedup"].get<double>(), 0.0);
   for (const auto& row : rows) {
@@ -712,31 +716,37 @@ TEST(Cli, SameMethodTwiceIsRefused) {
 // --match-flops, --match-gflops and --target-flops hold MACs: they work under their old names with a one-line
 // notice, and match exactly what the new names match.
 TEST(Cli, OldFlopsNamesStillWorkWithANotice) {
-  const std::string bench = test::cli_path() + " bench --random-weights deit_tiny_patch16_224 --batch 1 --warmup 0 --repeat 1 --json";
+  const std::string bench =
+      test::cli_path() + " bench --random-weights deit_tiny_patch16_224 --batch 1 --warmup 0 --repeat 1 --json";
   const auto now = test::run_command(bench + " --method pitome --match-macs tome:r=13");
   const auto old = test::run_command(bench + " --method pitome --match-flops tome:r=13");
   ASSERT_EQ(now.exit_code, 0) << now.err;
   ASSERT_EQ(old.exit_code, 0) << old.err;
-  EXPECT_NE(old.err.find("--match-flops is deprecated: it matches MACs; use --match-macs\n"), std::string::npos) << old.err;
+  EXPECT_NE(old.err.find("--match-flops is deprecated: it matches MACs; use --match-macs\n"), std::string::npos)
+      << old.err;
   EXPECT_EQ(now.err.find("deprecated"), std::string::npos) << now.err;
   EXPECT_NE(old.out.find("\"method\": \"pitome:ratio=0.9047\""), std::string::npos) << old.out;
   EXPECT_NE(now.out.find("\"method\": \"pitome:ratio=0.9047\""), std::string::npos) << now.out;
   const auto gmacs = test::run_command(bench + " --method pitome --match-gflops 0.735");
   EXPECT_EQ(gmacs.exit_code, 0) << gmacs.err;
-  EXPECT_NE(gmacs.err.find("--match-gflops is deprecated: it matches GMACs; use --match-gmacs"), std::string::npos) << gmacs.err;
+  EXPECT_NE(gmacs.err.find("--match-gflops is deprecated: it matches GMACs; use --match-gmacs"), std::string::npos)
+      << gmacs.err;
   const auto both = test::run_command(bench + " --method pitome --match-flops tome:r=13 --match-macs tome:r=13");
   EXPECT_EQ(both.exit_code, 1);
   EXPECT_NE(both.err.find("--match-macs"), std::string::npos) << both.err;
-  const auto calibrate = test::run_command(test::cli_path() + " calibrate --model deit_tiny_patch16_224 --target-flops 0.6 --out /tmp/x");
+  const auto calibrate =
+      test::run_command(test::cli_path() + " calibrate --model deit_tiny_patch16_224 --target-flops 0.6 --out /tmp/x");
   EXPECT_EQ(calibrate.exit_code, 1);  // no --images; the notice comes first
-  EXPECT_NE(calibrate.err.find("--target-flops is deprecated: it targets a MACs ratio; use --target-macs\n"), std::string::npos)
+  EXPECT_NE(calibrate.err.find("--target-flops is deprecated: it targets a MACs ratio; use --target-macs\n"),
+            std::string::npos)
       << calibrate.err;
 }
 
 TEST(Cli, TraceBadSpecFailsBeforeWriting) {
   const TempFile out(".json");
-  const auto r = test::run_command(test::cli_path() + " trace --model deit_tiny_patch16_224 --method pitome:ratio=0.4 " +
-                                   test::shared_image("n01440764_tench.JPEG") + " --out " + out.path());
+  const auto r =
+      test::run_command(test::cli_path() + " trace --model deit_tiny_patch16_224 --method pitome:ratio=0.4 " +
+                        test::shared_image("n01440764_tench.JPEG") + " --out " + out.path());
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("pitome:ratio=0.4"), std::string::npos) << r.err;
   EXPECT_FALSE(std::ifstream(out.path()).good()) << "output written despite the error";

@@ -82,7 +82,8 @@ GoldenCheck check_against_golden(const Model& model, const SafetensorsFile& gold
   const at::Tensor clusters = golden.tensors.at(key + ".cluster_of_token");
   const at::Tensor logits_ref = golden.tensors.at(key + ".logits");
   for (int64_t b = 0; b < clusters.size(0); ++b) {
-    const PartitionComparison& c = check.images.emplace_back(compare_partitions(r.traces[b], reference_of(clusters, b)));
+    const PartitionComparison& c =
+        check.images.emplace_back(compare_partitions(r.traces[b], reference_of(clusters, b)));
     const std::string image = "image " + std::to_string(b);
     if (c.outcome == PartitionComparison::Outcome::kMismatch) check.failures.push_back(image + ": " + c.detail);
     if (c.outcome == PartitionComparison::Outcome::kTie) {
@@ -94,7 +95,8 @@ GoldenCheck check_against_golden(const Model& model, const SafetensorsFile& gold
     check.identical += c.outcome == PartitionComparison::Outcome::kIdentical;
     check.logit_error = std::max(check.logit_error, test::relative_max_error(r.logits[b], logits_ref[b]));
   }
-  if (!(check.logit_error < test::kLogitRelTol)) check.failures.push_back("logits differ by " + std::to_string(check.logit_error));
+  if (!(check.logit_error < test::kLogitRelTol))
+    check.failures.push_back("logits differ by " + std::to_string(check.logit_error));
   return check;
 }
 
@@ -162,7 +164,7 @@ class Mutated final : public Reducer {
     for (int64_t b = 0; b < ctx.x.size(0); ++b) {
       int64_t chosen = -1;
       float best_margin = -1;
-      for (int64_t a = 1; a < (N + 1) / 2; ++a) {  // A[0] is CLS
+      for (int64_t a = 1; a < (N + 1) / 2; ++a) {                                        // A[0] is CLS
         const bool merged = plan.dest[b][2 * a].item<int64_t>() >= plan.tokens - N / 2;  // into a B slot
         const float m = plan.margin[b][2 * a].item<float>();
         if (merged && m > best_margin) best_margin = m, chosen = a;

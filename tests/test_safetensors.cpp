@@ -10,10 +10,10 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <iterator>
-#include <map>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -24,9 +24,7 @@ namespace fs = std::filesystem;
 
 class SafetensorsTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    dir_ = ms::test::make_temp_dir("ms_safetensors_");
-  }
+  static void SetUpTestSuite() { dir_ = ms::test::make_temp_dir("ms_safetensors_"); }
   static void TearDownTestSuite() {
     std::error_code ec;
     fs::remove_all(dir_, ec);
@@ -200,7 +198,9 @@ TEST_F(SafetensorsTest, WriteOfUnsupportedDtypeThrows) {
 
 TEST_F(SafetensorsTest, MissingFile) { expect_read_error(path("does_not_exist.safetensors"), {"cannot open"}); }
 
-TEST_F(SafetensorsTest, EmptyFile) { expect_read_error(write_bytes("empty.safetensors", ""), {"header length missing"}); }
+TEST_F(SafetensorsTest, EmptyFile) {
+  expect_read_error(write_bytes("empty.safetensors", ""), {"header length missing"});
+}
 
 TEST_F(SafetensorsTest, ShorterThanEightBytes) {
   expect_read_error(write_bytes("short.safetensors", std::string("\x10\x00\x00\x00\x00", 5)),
@@ -246,14 +246,15 @@ TEST_F(SafetensorsTest, EntryMissingFields) {
 TEST_F(SafetensorsTest, BadShape) {
   expect_read_error(write_file("neg_dim.safetensors", R"({"x":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", 4),
                     {"'x'", "negative dimension"});
-  expect_read_error(write_file("frac_dim.safetensors", R"({"x":{"dtype":"F32","shape":[1.5],"data_offsets":[0,4]}})", 4),
-                    {"'x'", "non-integer"});
-  expect_read_error(write_file("shape_str.safetensors", R"({"x":{"dtype":"F32","shape":"4","data_offsets":[0,16]}})", 16),
-                    {"'x'", "shape is not an array"});
   expect_read_error(
-      write_file("shape_huge.safetensors",
-                 R"({"x":{"dtype":"U8","shape":[4294967296,4294967296,4],"data_offsets":[0,4]}})", 4),
-      {"'x'", "too large"});
+      write_file("frac_dim.safetensors", R"({"x":{"dtype":"F32","shape":[1.5],"data_offsets":[0,4]}})", 4),
+      {"'x'", "non-integer"});
+  expect_read_error(
+      write_file("shape_str.safetensors", R"({"x":{"dtype":"F32","shape":"4","data_offsets":[0,16]}})", 16),
+      {"'x'", "shape is not an array"});
+  expect_read_error(write_file("shape_huge.safetensors",
+                               R"({"x":{"dtype":"U8","shape":[4294967296,4294967296,4],"data_offsets":[0,4]}})", 4),
+                    {"'x'", "too large"});
 }
 
 TEST_F(SafetensorsTest, ElementCountTimesDtypeSizeDoesNotWrapAround) {
@@ -262,16 +263,17 @@ TEST_F(SafetensorsTest, ElementCountTimesDtypeSizeDoesNotWrapAround) {
   expect_read_error(
       write_file("wrap.safetensors", R"({"x":{"dtype":"F64","shape":[4611686018427387904],"data_offsets":[0,0]}})", 0),
       {"'x'"});
-  expect_read_error(
-      write_file("wrap32.safetensors", R"({"x":{"dtype":"F32","shape":[2147483648,2147483648],"data_offsets":[0,0]}})", 0),
-      {"'x'"});
+  expect_read_error(write_file("wrap32.safetensors",
+                               R"({"x":{"dtype":"F32","shape":[2147483648,2147483648],"data_offsets":[0,0]}})", 0),
+                    {"'x'"});
 }
 
 TEST_F(SafetensorsTest, BadOffsets) {
   expect_read_error(write_file("offs_neg.safetensors", R"({"x":{"dtype":"U8","shape":[4],"data_offsets":[-4,0]}})", 4),
                     {"'x'", "data_offsets"});
-  expect_read_error(write_file("offs_three.safetensors", R"({"x":{"dtype":"U8","shape":[4],"data_offsets":[0,4,8]}})", 8),
-                    {"'x'", "data_offsets"});
+  expect_read_error(
+      write_file("offs_three.safetensors", R"({"x":{"dtype":"U8","shape":[4],"data_offsets":[0,4,8]}})", 8),
+      {"'x'", "data_offsets"});
 }
 
 TEST_F(SafetensorsTest, OffsetsOutOfRange) {
@@ -353,7 +355,8 @@ TEST_F(SafetensorsTest, DataSectionMustBeFullyCovered) {
   // Bytes after the last tensor.
   expect_read_error(write_file("trailing.safetensors", R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]}})", 7),
                     {"ends with 3 bytes no tensor covers", "'a', ends at byte 4 of 7"});
-  expect_read_error(write_file("trailing_none.safetensors", "{}", 1), {"ends with 1 byte no tensor covers", "no tensor has data"});
+  expect_read_error(write_file("trailing_none.safetensors", "{}", 1),
+                    {"ends with 1 byte no tensor covers", "no tensor has data"});
   // An empty tensor must sit at a boundary, not inside another tensor's bytes (the reference's InvalidOffset).
   expect_read_error(write_file("empty_inside.safetensors",
                                R"({"big":{"dtype":"U8","shape":[16],"data_offsets":[0,16]},)"
@@ -398,14 +401,16 @@ TEST_F(SafetensorsTest, DuplicateKeysAreRefused) {
 TEST_F(SafetensorsTest, DeepOrHostileHeadersAreRefused) {
   const std::string deep = "{\"__metadata__\":" + std::string(100000, '[') + std::string(100000, ']') + "}";
   expect_read_error(write_file("deep.safetensors", deep, 0), {"deeper than 64"});
-  expect_read_error(write_file("meta_array.safetensors", R"({"__metadata__":[1]})", 0), {"__metadata__", "expected an object"});
+  expect_read_error(write_file("meta_array.safetensors", R"({"__metadata__":[1]})", 0),
+                    {"__metadata__", "expected an object"});
   std::string rank = R"({"x":{"dtype":"U8","shape":[)";
   for (int i = 0; i < 65; ++i) rank += i ? ",1" : "1";
   expect_read_error(write_file("rank.safetensors", rank + R"(],"data_offsets":[0,1]}})", 1), {"65 dimensions"});
   // Messages quote a short prefix of hostile names, on one line.
   const std::string name = std::string(5000, 'n') + "\\n";
   try {
-    read_safetensors(write_file("long_name.safetensors", "{\"" + name + R"(":{"dtype":"Q8","shape":[1],"data_offsets":[0,1]}})", 1));
+    read_safetensors(
+        write_file("long_name.safetensors", "{\"" + name + R"(":{"dtype":"Q8","shape":[1],"data_offsets":[0,1]}})", 1));
     ADD_FAILURE() << "accepted";
   } catch (const Error& e) {
     EXPECT_LT(std::string(e.what()).size(), 500u);

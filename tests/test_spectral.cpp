@@ -125,7 +125,8 @@ TEST(Spectral, BlockMeansBreakLemma1) {
   const Eigen::MatrixXd W = token_graph(keys.data(), 80, 8);
   const Partition p = random_groups(80, 20, 5);
   const Eigen::VectorXd lifted = eigenvalues(normalized_laplacian(lift(coarsen_sum(W, p), p)));
-  const Eigen::VectorXd from_means = lifted_spectrum_from_coarse(eigenvalues(normalized_laplacian(coarsen_mean(W, p))), 80);
+  const Eigen::VectorXd from_means =
+      lifted_spectrum_from_coarse(eigenvalues(normalized_laplacian(coarsen_mean(W, p))), 80);
   const double deviation = (lifted - from_means).cwiseAbs().maxCoeff();
   RecordProperty("block_mean_deviation", std::to_string(deviation));
   EXPECT_GT(deviation, 1e-3);
@@ -206,7 +207,8 @@ TEST(Spectral, LowRankOneMinusCosSpectrumEqualsDense) {
     EXPECT_LT((fast - dense).cwiseAbs().maxCoeff(), 1e-10);
     EXPECT_GE(((fast.array() - 1.0).abs() < 1e-12).count(), n - dim - 1);  // eigenvalue 1, n - rank times
     const Partition p = random_groups(n, n / 4, seed);
-    const Eigen::VectorXd coarse_dense = eigenvalues(normalized_laplacian(coarsen_sum(token_graph(keys.data(), n, dim), p)));
+    const Eigen::VectorXd coarse_dense =
+        eigenvalues(normalized_laplacian(coarsen_sum(token_graph(keys.data(), n, dim), p)));
     const Eigen::VectorXd coarse_fast = low_rank_laplacian_spectrum(coarsen_factor(B, p), signs);
     EXPECT_LT((coarse_fast - coarse_dense).cwiseAbs().maxCoeff(), 1e-10);
   }

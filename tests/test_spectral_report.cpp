@@ -45,7 +45,8 @@ Eigen::MatrixXd one_minus_cos(const LayerTrace& lt, int prefix) {
 Eigen::VectorXd laplacian_spectrum(const Eigen::MatrixXd& W) {
   const Eigen::VectorXd inv_sqrt = W.rowwise().sum().cwiseSqrt().cwiseInverse();
   Eigen::MatrixXd L = Eigen::MatrixXd::Identity(W.rows(), W.cols()) - inv_sqrt.asDiagonal() * W * inv_sqrt.asDiagonal();
-  return Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd>(0.5 * (L + L.transpose()), Eigen::EigenvaluesOnly).eigenvalues();
+  return Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd>(0.5 * (L + L.transpose()), Eigen::EigenvaluesOnly)
+      .eigenvalues();
 }
 
 // SD between W and its block-sum coarsening by `group` lifted back explicitly: W_l[i,j] = W_c[g(i), g(j)] /

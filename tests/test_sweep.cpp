@@ -4,11 +4,11 @@
 // between units resuming without redoing or losing work, merged tables and per-image results equal to one
 // `eval` (and `spectrum`) process on the same images, the Slurm scripts' text, and bad input as one-line errors.
 // The same binary holds the real-Slurm suite (test_sweep_slurm.cpp), run as its own CTest test.
+#include "batch.h"
 #include "error.h"
 #include "evaluation.h"
 #include "flops.h"
 #include "io.h"
-#include "batch.h"
 #include "reduce/reducer.h"
 #include "sweep.h"
 #include "test_util.h"
@@ -74,7 +74,8 @@ std::vector<std::string> accuracy_table(const std::string& out, const std::strin
 }
 
 void expect_merge_equals_eval(const std::string& merge_out, const std::string& eval_out, const std::string& report_dir,
-                              const std::string& model, const std::string& eval_csv, const std::vector<std::string>& specs, int images) {
+                              const std::string& model, const std::string& eval_csv,
+                              const std::vector<std::string>& specs, int images) {
   // eval's first line names the model and the image count; the merged table must carry the same line.
   const std::string model_line = eval_out.substr(0, eval_out.find('\n'));
   ASSERT_EQ(model_line.rfind("model ", 0), 0u) << eval_out;
@@ -110,8 +111,8 @@ using namespace sweep_test;
 std::string sweep_json(const std::string& name, const std::string& methods, int limit, int chunk, int batch,
                        const std::string& extra = "") {
   return "{\"name\": \"" + name + "\", \"models\": [\"" + kModel + "\"], \"images\": {\"folder\": \"" + kImages +
-         "\", \"limit\": " + std::to_string(limit) + ", \"chunk\": " + std::to_string(chunk) + "}, \"batch\": " + std::to_string(batch) +
-         extra + ", \"methods\": [" + methods + "]}";
+         "\", \"limit\": " + std::to_string(limit) + ", \"chunk\": " + std::to_string(chunk) +
+         "}, \"batch\": " + std::to_string(batch) + extra + ", \"methods\": [" + methods + "]}";
 }
 
 class SweepTest : public ::testing::Test {
@@ -127,19 +128,33 @@ TEST_F(SweepTest, ExpandsRangesListsMatchesAndChunks) {
   const SweepFile sw = parse_sweep(
       sweep_json("expand",
                  "\"none\", {\"method\": \"tome\", \"r\": [8, 13, 16]}, {\"method\": \"pitome\", \"match\": \"tome\"},"
-                 "{\"method\": \"pitome-code\", \"match\": \"tome:r=13\"}, {\"method\": \"random\", \"r\": {\"from\": 2, \"to\": 6, \"step\": 2}},"
+                 "{\"method\": \"pitome-code\", \"match\": \"tome:r=13\"}, {\"method\": \"random\", \"r\": {\"from\": "
+                 "2, \"to\": 6, \"step\": 2}},"
                  "{\"method\": \"tome\", \"r\": 16, \"inflect\": [-1, 0.5]},"
-                 "{\"method\": \"ltmp\", \"thresholds\": [\"docs/results/learned_thresholds/ltmp_t0.5.json\"], \"models\": [\"" + kModel + "\"]}",
+                 "{\"method\": \"ltmp\", \"thresholds\": [\"docs/results/learned_thresholds/ltmp_t0.5.json\"], "
+                 "\"models\": [\"" +
+                     kModel + "\"]}",
                  10, 4, 2),
       "inline");
   const SweepPlan plan = expand_sweep(sw);
   ASSERT_EQ(plan.models.size(), 1u);
   // The keep ratios eval --match-flops gives at ToMe r = 8, 13, 16 on DeiT-Ti (README, "Accuracy of the reducers");
   // "match": "tome" takes every tome spec of the model, the inflected ones included (listed later in the file).
-  const std::vector<std::string> expected = {"none", "tome:r=8", "tome:r=13", "tome:r=16", "pitome:ratio=0.9464", "pitome:ratio=0.9047",
-                                             "pitome:ratio=0.8734", "pitome:ratio=0.7903", "pitome:ratio=0.9120",
-                                             "pitome-code:ratio=0.9047", "random:r=2", "random:r=4", "random:r=6",
-                                             "tome:r=16,inflect=-1", "tome:r=16,inflect=0.5",
+  const std::vector<std::string> expected = {"none",
+                                             "tome:r=8",
+                                             "tome:r=13",
+                                             "tome:r=16",
+                                             "pitome:ratio=0.9464",
+                                             "pitome:ratio=0.9047",
+                                             "pitome:ratio=0.8734",
+                                             "pitome:ratio=0.7903",
+                                             "pitome:ratio=0.9120",
+                                             "pitome-code:ratio=0.9047",
+                                             "random:r=2",
+                                             "random:r=4",
+                                             "random:r=6",
+                                             "tome:r=16,inflect=-1",
+                                             "tome:r=16,inflect=0.5",
                                              "ltmp:thresholds=docs/results/learned_thresholds/ltmp_t0.5.json"};
   EXPECT_EQ(plan.models[0].methods, expected);
 
@@ -175,11 +190,13 @@ TEST_F(SweepTest, PlanHashNamesWhatResultsDependOn) {
   EXPECT_NE(expand_sweep(parse_sweep(sweep_json("hash", "\"none\", \"tome:r=9\"", 6, 2, 2), "d")).hash, hash);
   EXPECT_NE(expand_sweep(parse_sweep(sweep_json("hash", methods, 8, 2, 2), "e")).hash, hash);
   EXPECT_NE(expand_sweep(parse_sweep(sweep_json("hash", methods, 6, 6, 2), "f")).hash, hash);
-  EXPECT_NE(expand_sweep(parse_sweep(sweep_json("hash", methods, 6, 2, 2, ", \"analyses\": [\"spectrum\"]"), "g")).hash, hash);
+  EXPECT_NE(expand_sweep(parse_sweep(sweep_json("hash", methods, 6, 2, 2, ", \"analyses\": [\"spectrum\"]"), "g")).hash,
+            hash);
 }
 
 TEST_F(SweepTest, ShardsCoverEveryUnitExactlyOnce) {
-  const SweepPlan plan = expand_sweep(parse_sweep(sweep_json("shards", "\"none\", \"tome:r=8\", \"random:r=8\"", 10, 2, 2), "inline"));
+  const SweepPlan plan =
+      expand_sweep(parse_sweep(sweep_json("shards", "\"none\", \"tome:r=8\", \"random:r=8\"", 10, 2, 2), "inline"));
   const int units = static_cast<int>(plan.units.size());
   ASSERT_EQ(units, 11);
   for (int n = 1; n <= units + 2; ++n) {
@@ -214,8 +231,8 @@ TEST_F(SweepTest, ParsesShardKOfN) {
 }
 
 TEST_F(SweepTest, UnitFilesRoundTripExactlyAndTellCorruptFromForeign) {
-  const SweepPlan plan =
-      expand_sweep(parse_sweep(sweep_json("files", "\"none\", \"tome:r=8\"", 4, 2, 2, ", \"analyses\": [\"accuracy\", \"spectrum\"]"), "x"));
+  const SweepPlan plan = expand_sweep(parse_sweep(
+      sweep_json("files", "\"none\", \"tome:r=8\"", 4, 2, 2, ", \"analyses\": [\"accuracy\", \"spectrum\"]"), "x"));
   const std::string out = path("files");
   UnitResult r;
   r.unit = 3;
@@ -255,11 +272,14 @@ TEST_F(SweepTest, UnitFilesRoundTripExactlyAndTellCorruptFromForeign) {
     const UnitImage &a = r.images[i], &b = back.images[i];
     EXPECT_EQ(b.index, a.index);
     EXPECT_EQ(b.prediction.classes, a.prediction.classes);
-    EXPECT_EQ(0, std::memcmp(b.prediction.probs.data(), a.prediction.probs.data(), 5 * sizeof(float))) << "probabilities not bit-exact";
+    EXPECT_EQ(0, std::memcmp(b.prediction.probs.data(), a.prediction.probs.data(), 5 * sizeof(float)))
+        << "probabilities not bit-exact";
     EXPECT_EQ(b.macs, a.macs);
     for (int l = 0; l < 12; ++l) {
-      if (std::isnan(a.sd_theorem[l])) EXPECT_TRUE(std::isnan(b.sd_theorem[l]));
-      else EXPECT_EQ(b.sd_theorem[l], a.sd_theorem[l]);
+      if (std::isnan(a.sd_theorem[l]))
+        EXPECT_TRUE(std::isnan(b.sd_theorem[l]));
+      else
+        EXPECT_EQ(b.sd_theorem[l], a.sd_theorem[l]);
       EXPECT_EQ(b.sd_layer[l], a.sd_layer[l]);
     }
   }
@@ -291,18 +311,23 @@ TEST_F(SweepTest, UnitFilesRoundTripExactlyAndTellCorruptFromForeign) {
 // Two shards side by side, merged, against one eval process on the same images, batch and threads.
 TEST_F(SweepTest, MergeEqualsEval) {
   const std::string file = path("merge.json"), out = path("merge_out");
-  write_text(file, sweep_json("merge", "\"none\", \"tome:r=8\", {\"method\": \"pitome\", \"match\": \"tome\"}, \"random:r=8\"", 6, 2, 2));
-  const std::string run = quote(test::cli_path()) + " sweep run " + quote(file) + " --out " + quote(out) + " --threads 1 --shard ";
+  write_text(
+      file, sweep_json("merge", "\"none\", \"tome:r=8\", {\"method\": \"pitome\", \"match\": \"tome\"}, \"random:r=8\"",
+                       6, 2, 2));
+  const std::string run =
+      quote(test::cli_path()) + " sweep run " + quote(file) + " --out " + quote(out) + " --threads 1 --shard ";
   const auto shards = test::run_command(run + "0/2 & pid=$!; " + run + "1/2; b=$?; wait $pid; exit $(($? | b))");
   ASSERT_EQ(shards.exit_code, 0) << shards.err;
   const auto merged = cli("sweep merge " + quote(file) + " --out " + quote(out) + " --per-image");
   ASSERT_EQ(merged.exit_code, 0) << merged.err;
   const std::string csv = path("eval.csv");
   const auto eval = cli("eval --model " + kModel + " --images " + kImages +
-                        " --limit 6 --batch 2 --threads 1 --method tome:r=8 --method pitome --match-flops tome:r=8 --method random:r=8 --csv " +
+                        " --limit 6 --batch 2 --threads 1 --method tome:r=8 --method pitome --match-flops tome:r=8 "
+                        "--method random:r=8 --csv " +
                         quote(csv));
   ASSERT_EQ(eval.exit_code, 0) << eval.err;
-  expect_merge_equals_eval(merged.out, eval.out, out + "/report", kModel, csv, {"none", "tome:r=8", "pitome:ratio=0.9464", "random:r=8"}, 6);
+  expect_merge_equals_eval(merged.out, eval.out, out + "/report", kModel, csv,
+                           {"none", "tome:r=8", "pitome:ratio=0.9464", "random:r=8"}, 6);
   for (const char* figure : {"top1_vs_gmacs_", "speed_vs_gmacs_"})
     for (const char* ext : {".svg", ".png"})
       EXPECT_TRUE(fs::exists(out + "/report/" + figure + kModel + ext)) << figure << ext;
@@ -310,24 +335,29 @@ TEST_F(SweepTest, MergeEqualsEval) {
   const std::string svg = read_text(out + "/report/top1_vs_gmacs_" + kModel + ".svg");
   for (const char* label : {"no reduction", "ToMe, r = 8", "PiToMe (paper) at ToMe", "random merging, r = 8"})
     EXPECT_NE(svg.find(label), std::string::npos) << "legend entry '" << label << "' missing";
-  EXPECT_EQ(read_text(out + "/report/tables.txt") + "\nwrote " + out + "/report (tables.txt, summary.csv, figures, per-image CSV and JSON)\n",
+  EXPECT_EQ(read_text(out + "/report/tables.txt") + "\nwrote " + out +
+                "/report (tables.txt, summary.csv, figures, per-image CSV and JSON)\n",
             merged.out);
 }
 
 TEST_F(SweepTest, SpectrumSweepEqualsSpectrum) {
   const std::string file = path("spectrum.json"), out = path("spectrum_out");
   const std::string ltmp = "ltmp:thresholds=docs/results/learned_thresholds/ltmp_t0.5.json";
-  write_text(file, sweep_json("spectrum", "\"none\", \"tome:r=8\", \"" + ltmp + "\"", 2, 2, 2, ", \"analyses\": [\"spectrum\"]"));
+  write_text(file, sweep_json("spectrum", "\"none\", \"tome:r=8\", \"" + ltmp + "\"", 2, 2, 2,
+                              ", \"analyses\": [\"spectrum\"]"));
   ASSERT_EQ(cli("sweep run " + quote(file) + " --shard 0/1 --out " + quote(out) + " --threads 1").exit_code, 0);
   const auto merged = cli("sweep merge " + quote(file) + " --out " + quote(out));
   ASSERT_EQ(merged.exit_code, 0) << merged.err;
-  const auto spectrum = cli("spectrum --model " + kModel + " --limit 2 --batch 2 --threads 1 --no-baselines --method none --method tome:r=8 --method " +
-                            ltmp + " " + kImages + " --out " + quote(path("spectrum_cmd")));
+  const auto spectrum =
+      cli("spectrum --model " + kModel +
+          " --limit 2 --batch 2 --threads 1 --no-baselines --method none --method tome:r=8 --method " + ltmp + " " +
+          kImages + " --out " + quote(path("spectrum_cmd")));
   ASSERT_EQ(spectrum.exit_code, 0) << spectrum.err;
   // spectrum's first five lines: the model line, the header and one row per method.
   std::istringstream in(spectrum.out);
   std::string line;
-  for (int i = 0; i < 5 && std::getline(in, line); ++i) EXPECT_NE(merged.out.find(line + "\n"), std::string::npos) << "merge lacks: " << line;
+  for (int i = 0; i < 5 && std::getline(in, line); ++i)
+    EXPECT_NE(merged.out.find(line + "\n"), std::string::npos) << "merge lacks: " << line;
   EXPECT_TRUE(fs::exists(out + "/report/sd_vs_gmacs_" + kModel + ".png"));
 }
 
@@ -337,9 +367,12 @@ TEST_F(SweepTest, KilledShardResumesWithoutRedoingOrLosingUnits) {
   const std::string file = path("resume.json"), out = path("resume_out");
   write_text(file, sweep_json("resume", "\"none\", \"tome:r=8\"", 4, 2, 2));
   const std::string first = unit_path(out, 0);
-  const auto killed = test::run_command("MERGESCOPE_SWEEP_UNIT_PAUSE=60 " + quote(test::cli_path()) + " sweep run " + quote(file) +
-                                        " --shard 0/1 --out " + quote(out) + " --threads 1 & pid=$!; "
-                                        "for i in $(seq 600); do [ -e " + quote(first) + " ] && break; sleep 0.1; done; "
+  const auto killed = test::run_command("MERGESCOPE_SWEEP_UNIT_PAUSE=60 " + quote(test::cli_path()) + " sweep run " +
+                                        quote(file) + " --shard 0/1 --out " + quote(out) +
+                                        " --threads 1 & pid=$!; "
+                                        "for i in $(seq 600); do [ -e " +
+                                        quote(first) +
+                                        " ] && break; sleep 0.1; done; "
                                         "kill -9 $pid; wait $pid; exit 0");
   ASSERT_EQ(killed.exit_code, 0) << killed.err;
   ASSERT_TRUE(fs::exists(first)) << killed.err;
@@ -347,7 +380,8 @@ TEST_F(SweepTest, KilledShardResumesWithoutRedoingOrLosingUnits) {
   const std::string merge = "sweep merge " + quote(file) + " --out " + quote(out);
   const auto incomplete = cli(merge);
   EXPECT_EQ(incomplete.exit_code, 1);
-  EXPECT_NE(incomplete.err.find("incomplete sweep: 3 of 4 units missing: shard 0/1 (units 1, 2, 3)"), std::string::npos) << incomplete.err;
+  EXPECT_NE(incomplete.err.find("incomplete sweep: 3 of 4 units missing: shard 0/1 (units 1, 2, 3)"), std::string::npos)
+      << incomplete.err;
 
   struct stat before {};
   ASSERT_EQ(stat(first.c_str(), &before), 0);
@@ -364,7 +398,8 @@ TEST_F(SweepTest, KilledShardResumesWithoutRedoingOrLosingUnits) {
   const auto merged = cli(merge + " --per-image");
   ASSERT_EQ(merged.exit_code, 0) << merged.err;
   const std::string csv = path("resume_eval.csv");
-  const auto eval = cli("eval --model " + kModel + " --images " + kImages + " --limit 4 --batch 2 --threads 1 --method tome:r=8 --csv " + quote(csv));
+  const auto eval = cli("eval --model " + kModel + " --images " + kImages +
+                        " --limit 4 --batch 2 --threads 1 --method tome:r=8 --csv " + quote(csv));
   ASSERT_EQ(eval.exit_code, 0) << eval.err;
   expect_merge_equals_eval(merged.out, eval.out, out + "/report", kModel, csv, {"none", "tome:r=8"}, 4);
 }
@@ -372,18 +407,22 @@ TEST_F(SweepTest, KilledShardResumesWithoutRedoingOrLosingUnits) {
 TEST_F(SweepTest, SlurmScriptsRunShardsAsAnArrayAndMergeAfterThem) {
   const std::string file = path("slurm.json"), out = path("slurm_out");
   write_text(file, sweep_json("slurm", "\"none\", \"tome:r=8\"", 8, 2, 2));
-  const auto r = cli("sweep slurm " + quote(file) + " --shards 4 --cpus-per-task 3 --time 01:00:00 --out " + quote(out));
+  const auto r =
+      cli("sweep slurm " + quote(file) + " --shards 4 --cpus-per-task 3 --time 01:00:00 --out " + quote(out));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const std::string shards = read_text(out + "/slurm/shards.sbatch"), merge = read_text(out + "/slurm/merge.sbatch");
-  for (const std::string& want : {std::string("#SBATCH --array=0-3\n"), std::string("#SBATCH --cpus-per-task=3\n"),
-                                  "#SBATCH --output=" + out + "/logs/shard-%a.%A.log\n", std::string("#SBATCH --time=01:00:00\n"),
-                                  "#SBATCH --chdir=" + fs::current_path().string() + "\n", std::string("--shard \"${SLURM_ARRAY_TASK_ID}/4\""),
-                                  std::string("--threads \"${SLURM_CPUS_PER_TASK:-3}\"")})
+  for (const std::string& want :
+       {std::string("#SBATCH --array=0-3\n"), std::string("#SBATCH --cpus-per-task=3\n"),
+        "#SBATCH --output=" + out + "/logs/shard-%a.%A.log\n", std::string("#SBATCH --time=01:00:00\n"),
+        "#SBATCH --chdir=" + fs::current_path().string() + "\n", std::string("--shard \"${SLURM_ARRAY_TASK_ID}/4\""),
+        std::string("--threads \"${SLURM_CPUS_PER_TASK:-3}\"")})
     EXPECT_NE(shards.find(want), std::string::npos) << "shards.sbatch lacks " << want << "\n" << shards;
-  for (const std::string& want : {std::string("#SBATCH --kill-on-invalid-dep=yes\n"), std::string("sweep merge "), std::string("--shards 4\n")})
+  for (const std::string& want :
+       {std::string("#SBATCH --kill-on-invalid-dep=yes\n"), std::string("sweep merge "), std::string("--shards 4\n")})
     EXPECT_NE(merge.find(want), std::string::npos) << "merge.sbatch lacks " << want << "\n" << merge;
   EXPECT_NE(r.out.find("  jid=$(sbatch --parsable " + out + "/slurm/shards.sbatch)\n"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("  sbatch --dependency=afterok:${jid%%;*} " + out + "/slurm/merge.sbatch\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("  sbatch --dependency=afterok:${jid%%;*} " + out + "/slurm/merge.sbatch\n"), std::string::npos)
+      << r.out;
 }
 
 // ---- bad input: exit status 1, nothing on stdout, one line on stderr naming the file or option ----------
@@ -409,13 +448,19 @@ TEST_F(SweepTest, BadSweepFiles) {
       {sweep_json("b", "\"ltmp:thresholds=no_such_file.json\"", 4, 2, 2), "no_such_file.json", "cannot open"},
       {sweep_json("b", "\"none\"", 4, 3, 2), "images.chunk", "not a multiple of batch 2"},
       {sweep_json("b", "{\"method\": \"tome\", \"match\": \"none\"}", 4, 2, 2), "methods[0].match", "only pitome"},
-      {sweep_json("b", "{\"method\": \"pitome\", \"match\": \"tome\"}", 4, 2, 2), "methods[0].match", "no 'tome' method"},
+      {sweep_json("b", "{\"method\": \"pitome\", \"match\": \"tome\"}", 4, 2, 2), "methods[0].match",
+       "no 'tome' method"},
       {sweep_json("b", "\"tome:r=8\", \"tome:r=8\"", 4, 2, 2), "methods[1]", "already in the sweep"},
-      {sweep_json("b", "{\"method\": \"tome\", \"r\": {\"from\": 2, \"to\": 1, \"step\": 1}}", 4, 2, 2), "methods[0].r", "below"},
+      {sweep_json("b", "{\"method\": \"tome\", \"r\": {\"from\": 2, \"to\": 1, \"step\": 1}}", 4, 2, 2), "methods[0].r",
+       "below"},
       {sweep_json("b c", "\"none\"", 4, 2, 2), "name", "letters"},
-      {"{\"name\": \"b\", \"models\": [\"" + kModel + "\"], \"images\": \"" + kImages + "\", \"methods\": [\"none\"], \"shards\": 4}", "shards", "unknown key"},
-      {"{\"name\": \"b\", \"models\": [\"no_such_model\"], \"images\": \"" + kImages + "\", \"methods\": [\"none\"]}", "no_such_model", "not found"},
-      {"{\"name\": \"b\", \"models\": [\"" + kModel + "\"], \"images\": \"" + path("no_such_folder") + "\", \"methods\": [\"none\"]}",
+      {"{\"name\": \"b\", \"models\": [\"" + kModel + "\"], \"images\": \"" + kImages +
+           "\", \"methods\": [\"none\"], \"shards\": 4}",
+       "shards", "unknown key"},
+      {"{\"name\": \"b\", \"models\": [\"no_such_model\"], \"images\": \"" + kImages + "\", \"methods\": [\"none\"]}",
+       "no_such_model", "not found"},
+      {"{\"name\": \"b\", \"models\": [\"" + kModel + "\"], \"images\": \"" + path("no_such_folder") +
+           "\", \"methods\": [\"none\"]}",
        path("no_such_folder"), "image folder not found"},
       {"{\"name\": \"b\", ", f, "not valid JSON"},
       {"[1, 2]", f, "expected a JSON object"},
@@ -435,18 +480,21 @@ TEST_F(SweepTest, BadSweepFiles) {
 TEST_F(SweepTest, BadShardsAndOptions) {
   const std::string f = path("opts.json"), out = path("opts_out");
   write_text(f, sweep_json("opts", "\"none\"", 4, 2, 2));
-  expect_one_line_error(cli("sweep run " + quote(f) + " --shard 4/4 --out " + quote(out)), "--shard", "K must be in 0..3");
+  expect_one_line_error(cli("sweep run " + quote(f) + " --shard 4/4 --out " + quote(out)), "--shard",
+                        "K must be in 0..3");
   expect_one_line_error(cli("sweep run " + quote(f) + " --shard 1 --out " + quote(out)), "--shard", "not K/N");
   expect_one_line_error(cli("sweep run " + quote(f) + " --out " + quote(out)), "sweep run", "--shard K/N is required");
   expect_one_line_error(cli("sweep run " + quote(f) + " --shard 0/1"), "sweep run", "--out DIR is required");
-  expect_one_line_error(cli("sweep slurm " + quote(f) + " --shards 3 --out " + quote(out)), "--shards", "more than the sweep's 2 units");
+  expect_one_line_error(cli("sweep slurm " + quote(f) + " --shards 3 --out " + quote(out)), "--shards",
+                        "more than the sweep's 2 units");
   expect_one_line_error(cli("sweep frobnicate " + quote(f)), "sweep frobnicate", "unknown sweep command");
   expect_one_line_error(cli("sweep merge " + quote(f) + " --out " + quote(out)), out, "no unit is done yet");
 }
 
 // Shard files at merge: a corrupt one, one of another sweep, one past the plan, missing shards.
 TEST_F(SweepTest, MergeRefusesCorruptForeignAndIncompleteShards) {
-  const std::string f = path("m.json"), other = path("m_other.json"), out = path("m_out"), other_out = path("m_other_out");
+  const std::string f = path("m.json"), other = path("m_other.json"), out = path("m_out"),
+                    other_out = path("m_other_out");
   write_text(f, sweep_json("m", "\"none\", \"tome:r=8\"", 4, 2, 2));
   write_text(other, sweep_json("m", "\"none\", \"tome:r=9\"", 4, 2, 2));
   ASSERT_EQ(cli("sweep run " + quote(f) + " --shard 0/1 --out " + quote(out) + " --threads 1").exit_code, 0);
@@ -473,7 +521,8 @@ TEST_F(SweepTest, MergeRefusesCorruptForeignAndIncompleteShards) {
 
   fs::remove(unit_path(out, 1));
   fs::remove(unit_path(out, 3));
-  expect_one_line_error(cli(merge + " --shards 2"), out, "incomplete sweep: 2 of 4 units missing: shard 1/2 (units 1, 3)");
+  expect_one_line_error(cli(merge + " --shards 2"), out,
+                        "incomplete sweep: 2 of 4 units missing: shard 1/2 (units 1, 3)");
   expect_one_line_error(cli(merge + " --shards 4"), out, "shards 1/4 (unit 1), 3/4 (unit 3)");
 }
 

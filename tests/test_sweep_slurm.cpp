@@ -40,7 +40,8 @@ void write_text(const std::string& path, const std::string& text);
 std::string read_text(const std::string& path);
 std::vector<std::string> accuracy_table(const std::string& out, const std::string& model_line);
 void expect_merge_equals_eval(const std::string& merge_out, const std::string& eval_out, const std::string& report_dir,
-                              const std::string& model, const std::string& eval_csv, const std::vector<std::string>& specs, int images);
+                              const std::string& model, const std::string& eval_csv,
+                              const std::vector<std::string>& specs, int images);
 }  // namespace ms::sweep_test
 
 namespace ms {
@@ -67,7 +68,8 @@ int free_port() {
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   socklen_t len = sizeof a;
-  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 && getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0;
+  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+                  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0;
   close(fd);
   return ok ? ntohs(a.sin_port) : 0;
 }
@@ -118,35 +120,58 @@ class LocalSlurm {
     const unsigned cpus = std::max(1u, std::min(2u, std::thread::hardware_concurrency()));
     socket_ = dir_ + "/sock/munge.socket";
     conf_ = dir_ + "/slurm.conf";
-    write_text(conf_, "ClusterName=mstest\n"
-                      "SlurmctldHost=" + short_host + "(127.0.0.1)\n"
-                      "SlurmctldPort=" + std::to_string(ctld_port) + "\nSlurmdPort=" + std::to_string(slurmd_port) + "\n"
-                      "SlurmUser=root\nSlurmdUser=root\n"
-                      "AuthType=auth/munge\nCredType=cred/munge\nAuthInfo=socket=" + socket_ + "\n"
-                      // Bind to the configured addresses (127.0.0.1) instead of every interface.
-                      "CommunicationParameters=NoCtldInAddrAny,NoInAddrAny\n"
-                      "ProctrackType=proctrack/linuxproc\nTaskPlugin=task/none\n"
-                      "SelectType=select/cons_tres\nSelectTypeParameters=CR_Core\n"
-                      "JobAcctGatherType=jobacct_gather/none\nMpiDefault=none\nMailProg=/bin/true\nReturnToService=2\n"
-                      "StateSaveLocation=" + dir_ + "/state\nSlurmdSpoolDir=" + dir_ + "/spool\n"
-                      "SlurmctldPidFile=" + dir_ + "/slurmctld.pid\nSlurmdPidFile=" + dir_ + "/slurmd.pid\n"
-                      "SlurmctldLogFile=" + dir_ + "/log/slurmctld.log\nSlurmdLogFile=" + dir_ + "/log/slurmd.log\n"
-                      "NodeName=msnode NodeHostname=" + short_host + " NodeAddr=127.0.0.1 CPUs=" + std::to_string(cpus) + " State=UNKNOWN\n"
-                      "PartitionName=debug Nodes=msnode Default=YES MaxTime=INFINITE State=UP\n");
+    write_text(conf_,
+               "ClusterName=mstest\n"
+               "SlurmctldHost=" +
+                   short_host +
+                   "(127.0.0.1)\n"
+                   "SlurmctldPort=" +
+                   std::to_string(ctld_port) + "\nSlurmdPort=" + std::to_string(slurmd_port) +
+                   "\n"
+                   "SlurmUser=root\nSlurmdUser=root\n"
+                   "AuthType=auth/munge\nCredType=cred/munge\nAuthInfo=socket=" +
+                   socket_ +
+                   "\n"
+                   // Bind to the configured addresses (127.0.0.1) instead of every interface.
+                   "CommunicationParameters=NoCtldInAddrAny,NoInAddrAny\n"
+                   "ProctrackType=proctrack/linuxproc\nTaskPlugin=task/none\n"
+                   "SelectType=select/cons_tres\nSelectTypeParameters=CR_Core\n"
+                   "JobAcctGatherType=jobacct_gather/none\nMpiDefault=none\nMailProg=/bin/true\nReturnToService=2\n"
+                   "StateSaveLocation=" +
+                   dir_ + "/state\nSlurmdSpoolDir=" + dir_ +
+                   "/spool\n"
+                   "SlurmctldPidFile=" +
+                   dir_ + "/slurmctld.pid\nSlurmdPidFile=" + dir_ +
+                   "/slurmd.pid\n"
+                   "SlurmctldLogFile=" +
+                   dir_ + "/log/slurmctld.log\nSlurmdLogFile=" + dir_ +
+                   "/log/slurmd.log\n"
+                   "NodeName=msnode NodeHostname=" +
+                   short_host + " NodeAddr=127.0.0.1 CPUs=" + std::to_string(cpus) +
+                   " State=UNKNOWN\n"
+                   "PartitionName=debug Nodes=msnode Default=YES MaxTime=INFINITE State=UP\n");
 
     spawn({find_program("munged"), "--foreground", "--socket=" + socket_, "--key-file=" + dir_ + "/munge/munge.key",
-           "--pid-file=" + dir_ + "/munge/munged.pid", "--log-file=" + dir_ + "/log/munged.log", "--seed-file=" + dir_ + "/munge/seed"},
+           "--pid-file=" + dir_ + "/munge/munged.pid", "--log-file=" + dir_ + "/log/munged.log",
+           "--seed-file=" + dir_ + "/munge/seed"},
           "munged");
-    if (!wait_for("munged", [&] { return fs::exists(socket_); }, 15, why)) return false;
+    if (!wait_for(
+            "munged", [&] { return fs::exists(socket_); }, 15, why))
+      return false;
     spawn({find_program("slurmctld"), "-D", "-i", "-f", conf_}, "slurmctld");
-    if (!wait_for("slurmctld", [&] { return run("scontrol ping").out.find("is UP") != std::string::npos; }, 30, why)) return false;
+    if (!wait_for(
+            "slurmctld", [&] { return run("scontrol ping").out.find("is UP") != std::string::npos; }, 30, why))
+      return false;
     ctld_up_ = true;
     spawn({find_program("slurmd"), "-D", "-N", "msnode", "-f", conf_}, "slurmd");
-    return wait_for("slurmd", [&] { return run("sinfo -h -o %T").out == "idle\n"; }, 60, why);
+    return wait_for(
+        "slurmd", [&] { return run("sinfo -h -o %T").out == "idle\n"; }, 60, why);
   }
 
   // A shell command with this cluster's slurm.conf.
-  test::CommandResult run(const std::string& command) const { return test::run_command("SLURM_CONF=" + quote(conf_) + " " + command); }
+  test::CommandResult run(const std::string& command) const {
+    return test::run_command("SLURM_CONF=" + quote(conf_) + " " + command);
+  }
   const std::string& dir() const { return dir_; }
 
   std::string logs() const {
@@ -160,7 +185,8 @@ class LocalSlurm {
   std::string listeners_beyond_loopback() const {
     std::string out;
     for (const auto& [pid, name] : pids_) {
-      const auto r = test::run_command("ss -Hltnup 2>/dev/null | grep 'pid=" + std::to_string(pid) + ",' | grep -v ' 127\\.0\\.0\\.1:' || true");
+      const auto r = test::run_command("ss -Hltnup 2>/dev/null | grep 'pid=" + std::to_string(pid) +
+                                       ",' | grep -v ' 127\\.0\\.0\\.1:' || true");
       out += r.out;
     }
     return out;
@@ -244,7 +270,9 @@ std::string job_states(const LocalSlurm& cluster, const std::string& job) {
   std::string out;
   for (const auto& st : states) out += st + "\n";
   // Empty: scontrol knew no such job; say what it printed instead.
-  return out.empty() ? "(scontrol -o show job " + job + ": exit " + std::to_string(r.exit_code) + ", out '" + r.out + "', err '" + r.err + "')" : out;
+  return out.empty() ? "(scontrol -o show job " + job + ": exit " + std::to_string(r.exit_code) + ", out '" + r.out +
+                           "', err '" + r.err + "')"
+                     : out;
 }
 
 struct Submitted {
@@ -271,7 +299,8 @@ Submitted submit(const LocalSlurm& cluster, const std::string& printed, std::str
 TEST(SweepSlurm, ArrayOnALocalClusterMergesToEvalAndSurvivesACancelledShard) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root: slurmd runs the jobs and munged and the daemons run as root here";
   for (const char* p : {"munged", "slurmctld", "slurmd", "sbatch", "squeue", "scancel", "scontrol", "sinfo"})
-    if (find_program(p).empty()) GTEST_SKIP() << p << " not found: install slurmctld, slurmd, slurm-client and munge (scripts/install-deps.sh)";
+    if (find_program(p).empty())
+      GTEST_SKIP() << p << " not found: install slurmctld, slurmd, slurm-client and munge (scripts/install-deps.sh)";
 
   const std::string dir = test::make_temp_dir("ms_slurm_");
   {
@@ -282,9 +311,12 @@ TEST(SweepSlurm, ArrayOnALocalClusterMergesToEvalAndSurvivesACancelledShard) {
 
     const std::string model = "deit_tiny_patch16_224";
     const std::string file = dir + "/sweep.json", out = dir + "/out";
-    write_text(file, "{\"name\": \"slurm-test\", \"models\": [\"" + model + "\"],"
-                     " \"images\": {\"folder\": \"../shared/data/imagenet-sample\", \"limit\": 8, \"chunk\": 2}, \"batch\": 2,"
-                     " \"methods\": [\"none\", \"tome:r=8\", {\"method\": \"pitome\", \"match\": \"tome\"}]}");
+    write_text(
+        file,
+        "{\"name\": \"slurm-test\", \"models\": [\"" + model +
+            "\"],"
+            " \"images\": {\"folder\": \"../shared/data/imagenet-sample\", \"limit\": 8, \"chunk\": 2}, \"batch\": 2,"
+            " \"methods\": [\"none\", \"tome:r=8\", {\"method\": \"pitome\", \"match\": \"tome\"}]}");
     const auto scripts = cli("sweep slurm " + quote(file) + " --shards 4 --cpus-per-task 1 --out " + quote(out));
     ASSERT_EQ(scripts.exit_code, 0) << scripts.err;
 
@@ -294,38 +326,47 @@ TEST(SweepSlurm, ArrayOnALocalClusterMergesToEvalAndSurvivesACancelledShard) {
     const Submitted first = submit(cluster, scripts.out, &err);
     ASSERT_FALSE(first.array.empty() || first.merge.empty()) << err;
     ASSERT_TRUE(wait_for_jobs(cluster, first.array + "," + first.merge, 600)) << cluster.logs();
-    EXPECT_EQ(job_states(cluster, first.array), "JobState=COMPLETED\nJobState=COMPLETED\nJobState=COMPLETED\nJobState=COMPLETED\n")
+    EXPECT_EQ(job_states(cluster, first.array),
+              "JobState=COMPLETED\nJobState=COMPLETED\nJobState=COMPLETED\nJobState=COMPLETED\n")
         << cluster.logs();
     EXPECT_EQ(job_states(cluster, first.merge), "JobState=COMPLETED\n") << cluster.logs();
     const std::string merge_log = read_text(out + "/logs/merge." + first.merge + ".log");
 
     const std::string csv = dir + "/eval.csv";
-    const auto eval = cli("eval --model " + model +
-                          " --images ../shared/data/imagenet-sample --limit 8 --batch 2 --threads 1 --method tome:r=8 --method pitome"
-                          " --match-flops tome:r=8 --csv " + quote(csv));
+    const auto eval =
+        cli("eval --model " + model +
+            " --images ../shared/data/imagenet-sample --limit 8 --batch 2 --threads 1 --method tome:r=8 --method pitome"
+            " --match-flops tome:r=8 --csv " +
+            quote(csv));
     ASSERT_EQ(eval.exit_code, 0) << eval.err;
     const std::string model_line = eval.out.substr(0, eval.out.find('\n'));
-    EXPECT_EQ(accuracy_table(merge_log, model_line), accuracy_table(eval.out, model_line)) << "the merge job's table:\n" << merge_log;
+    EXPECT_EQ(accuracy_table(merge_log, model_line), accuracy_table(eval.out, model_line)) << "the merge job's table:\n"
+                                                                                           << merge_log;
     const auto merged = cli("sweep merge " + quote(file) + " --out " + quote(out) + " --per-image");
     ASSERT_EQ(merged.exit_code, 0) << merged.err;
-    expect_merge_equals_eval(merged.out, eval.out, out + "/report", model, csv, {"none", "tome:r=8", "pitome:ratio=0.9464"}, 8);
+    expect_merge_equals_eval(merged.out, eval.out, out + "/report", model, csv,
+                             {"none", "tome:r=8", "pitome:ratio=0.9464"}, 8);
 
     // Shard 1 again from nothing, cancelled after the first of its three units.
     for (int u : {1, 5, 9}) fs::remove(unit_path(out, u));
     std::map<int, struct stat> kept;
     for (int u : {0, 2, 3, 4, 6, 7, 8, 10, 11}) ASSERT_EQ(stat(unit_path(out, u).c_str(), &kept[u]), 0);
-    const auto again = cluster.run("MERGESCOPE_SWEEP_UNIT_PAUSE=300 sbatch --parsable --array=1 " + quote(out + "/slurm/shards.sbatch"));
+    const auto again = cluster.run("MERGESCOPE_SWEEP_UNIT_PAUSE=300 sbatch --parsable --array=1 " +
+                                   quote(out + "/slurm/shards.sbatch"));
     const std::string slow = again.out.substr(0, again.out.find_first_of(";\n"));
     ASSERT_FALSE(slow.empty()) << again.err;
-    for (const auto until = Clock::now() + std::chrono::seconds(300); Clock::now() < until && !fs::exists(unit_path(out, 1));)
+    for (const auto until = Clock::now() + std::chrono::seconds(300);
+         Clock::now() < until && !fs::exists(unit_path(out, 1));)
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
     ASSERT_TRUE(fs::exists(unit_path(out, 1))) << cluster.logs();
     EXPECT_EQ(cluster.run("scancel " + slow).exit_code, 0);
     ASSERT_TRUE(wait_for_jobs(cluster, slow, 60));
     EXPECT_EQ(job_states(cluster, slow), "JobState=CANCELLED\n");
-    EXPECT_FALSE(fs::exists(unit_path(out, 5)) || fs::exists(unit_path(out, 9))) << "the cancelled shard went on anyway";
+    EXPECT_FALSE(fs::exists(unit_path(out, 5)) || fs::exists(unit_path(out, 9)))
+        << "the cancelled shard went on anyway";
     const auto incomplete = cli("sweep merge " + quote(file) + " --out " + quote(out));
-    EXPECT_NE(incomplete.err.find("incomplete sweep: 2 of 12 units missing: shard 1/4 (units 5, 9)"), std::string::npos) << incomplete.err;
+    EXPECT_NE(incomplete.err.find("incomplete sweep: 2 of 12 units missing: shard 1/4 (units 5, 9)"), std::string::npos)
+        << incomplete.err;
 
     // The user submits the two commands again: shards 0, 2, 3 find their units done, shard 1 runs units 5 and 9 only.
     struct stat unit1 {};
@@ -336,7 +377,10 @@ TEST(SweepSlurm, ArrayOnALocalClusterMergesToEvalAndSurvivesACancelledShard) {
     EXPECT_EQ(job_states(cluster, second.merge), "JobState=COMPLETED\n") << cluster.logs();
     for (int k = 0; k < 4; ++k) {
       const std::string log = read_text(out + "/logs/shard-" + std::to_string(k) + "." + second.array + ".log");
-      EXPECT_NE(log.find(k == 1 ? "3 units, 2 run, 1 already done" : "3 units, 0 run, 3 already done"), std::string::npos) << "shard " << k << ":\n" << log;
+      EXPECT_NE(log.find(k == 1 ? "3 units, 2 run, 1 already done" : "3 units, 0 run, 3 already done"),
+                std::string::npos)
+          << "shard " << k << ":\n"
+          << log;
     }
     for (auto& [u, before] : kept) {
       struct stat now {};
@@ -348,11 +392,15 @@ TEST(SweepSlurm, ArrayOnALocalClusterMergesToEvalAndSurvivesACancelledShard) {
     EXPECT_EQ(unit1_now.st_ino, unit1.st_ino) << "the cancelled shard's finished unit was written again";
     const auto remerged = cli("sweep merge " + quote(file) + " --out " + quote(out) + " --per-image");
     ASSERT_EQ(remerged.exit_code, 0) << remerged.err;
-    expect_merge_equals_eval(remerged.out, eval.out, out + "/report", model, csv, {"none", "tome:r=8", "pitome:ratio=0.9464"}, 8);
-    EXPECT_EQ(accuracy_table(read_text(out + "/logs/merge." + second.merge + ".log"), model_line), accuracy_table(eval.out, model_line));
+    expect_merge_equals_eval(remerged.out, eval.out, out + "/report", model, csv,
+                             {"none", "tome:r=8", "pitome:ratio=0.9464"}, 8);
+    EXPECT_EQ(accuracy_table(read_text(out + "/logs/merge." + second.merge + ".log"), model_line),
+              accuracy_table(eval.out, model_line));
   }  // the daemons stop here, failed or not
-  if (!::testing::Test::HasFailure()) fs::remove_all(dir);
-  else std::fprintf(stderr, "test_sweep_slurm: kept %s for inspection\n", dir.c_str());
+  if (!::testing::Test::HasFailure())
+    fs::remove_all(dir);
+  else
+    std::fprintf(stderr, "test_sweep_slurm: kept %s for inspection\n", dir.c_str());
 }
 
 }  // namespace

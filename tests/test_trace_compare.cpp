@@ -39,13 +39,13 @@ TEST(MarginOps, RowBestGapIsBestMinusSecond) {
 
 TEST(MarginOps, CutMarginIsDistanceToTheOtherSide) {
   const at::Tensor v = row({0.5f, 0.9f, 0.1f, 0.7f, -kInf});
-  const at::Tensor order = v.argsort(-1, true);  // 0.9, 0.7, 0.5, 0.1, -inf
-  const at::Tensor m = reduce::cut_margin(v, order, 2);   // chosen: 0.9, 0.7; best unchosen 0.5
+  const at::Tensor order = v.argsort(-1, true);          // 0.9, 0.7, 0.5, 0.1, -inf
+  const at::Tensor m = reduce::cut_margin(v, order, 2);  // chosen: 0.9, 0.7; best unchosen 0.5
   EXPECT_NEAR(m[0][1].item<float>(), 0.4f, 1e-6);
   EXPECT_NEAR(m[0][3].item<float>(), 0.2f, 1e-6);
-  EXPECT_NEAR(m[0][0].item<float>(), 0.2f, 1e-6);          // worst chosen 0.7 - 0.5
+  EXPECT_NEAR(m[0][0].item<float>(), 0.2f, 1e-6);  // worst chosen 0.7 - 0.5
   EXPECT_NEAR(m[0][2].item<float>(), 0.6f, 1e-6);
-  EXPECT_EQ(m[0][4].item<float>(), kInf);                   // a protected entry never competes
+  EXPECT_EQ(m[0][4].item<float>(), kInf);  // a protected entry never competes
   EXPECT_EQ(reduce::cut_margin(v, order, 0).min().item<float>(), kInf);
   EXPECT_EQ(reduce::cut_margin(v, order, 5).min().item<float>(), kInf);
 }
@@ -168,8 +168,8 @@ class RealMargins : public ::testing::Test {
 std::shared_ptr<const Model> RealMargins::model_;
 
 TEST_F(RealMargins, EveryMethodRecordsValidMarginsForEveryToken) {
-  for (const char* spec : {"tome:r=13", "pitome:ratio=0.9", "pitome-code:ratio=0.9", "ltmp:merge=0.9,prune=0.002",
-                           "ltp:prune=0.004"}) {
+  for (const char* spec :
+       {"tome:r=13", "pitome:ratio=0.9", "pitome-code:ratio=0.9", "ltmp:merge=0.9,prune=0.002", "ltp:prune=0.004"}) {
     const RunResult r = run_traced(spec);
     int finite = 0;
     for (const LayerTrace& l : r.traces[0].layers) {
@@ -200,7 +200,8 @@ TEST_F(RealMargins, TomeMarginsEqualAnIndependentComputation) {
   std::vector<double> best(N, -1e300), gap(N, 1e300);
   for (int a = 2; a < N; a += 2) {  // A = even positions, CLS (0) excluded
     std::vector<double> s;
-    for (int b = 1; b < N; b += 2) s.push_back(std::inner_product(unit[a].begin(), unit[a].end(), unit[b].begin(), 0.0));
+    for (int b = 1; b < N; b += 2)
+      s.push_back(std::inner_product(unit[a].begin(), unit[a].end(), unit[b].begin(), 0.0));
     std::sort(s.rbegin(), s.rend());
     best[a] = s[0];
     gap[a] = s[0] - s[1];

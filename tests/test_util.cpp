@@ -8,12 +8,12 @@
 
 #include <sys/wait.h>
 
+#include <unistd.h>
 #include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
-#include <unistd.h>
 
 namespace ms::test {
 namespace {
@@ -26,7 +26,8 @@ class BlasKernelGuard : public ::testing::Environment {
   void SetUp() override {
     const char* kernel = std::getenv("OPENBLAS_CORETYPE");
     if (kernel && !cpu_runs_openblas_kernel(kernel, read_cpu_info()))
-      GTEST_SKIP() << "this CPU cannot run the OpenBLAS kernel " << kernel << " (" << describe_cpu(read_cpu_info()) << ")";
+      GTEST_SKIP() << "this CPU cannot run the OpenBLAS kernel " << kernel << " (" << describe_cpu(read_cpu_info())
+                   << ")";
   }
 };
 const ::testing::Environment* const kBlasKernelGuard = ::testing::AddGlobalTestEnvironment(new BlasKernelGuard);
@@ -56,7 +57,8 @@ c10::Device test_device() {
   static const c10::Device device = [] {
     const c10::Device d(env_or("MERGESCOPE_TEST_DEVICE", "cpu"));
     if (d.is_cuda() && !at::hasCUDA()) {
-      std::fprintf(stderr, "MERGESCOPE_TEST_DEVICE=%s, but this LibTorch has no CUDA or sees no GPU\n", d.str().c_str());
+      std::fprintf(stderr, "MERGESCOPE_TEST_DEVICE=%s, but this LibTorch has no CUDA or sees no GPU\n",
+                   d.str().c_str());
       std::exit(1);
     }
     std::printf("[mergescope] test device: %s\n", d.str().c_str());

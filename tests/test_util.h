@@ -16,8 +16,8 @@ constexpr double kLogitRelTol = 1e-4;
 // relative 1e-6 (float32 sums of MACs counts around 1e9).
 constexpr double kFlopsRatioRelTol = 1e-6;
 
-std::string golden_file();        // ../shared/golden/deit_tiny_merge_reference.safetensors
-std::string fixtures_dir();       // made by tests/fixtures/make_fixtures.py
+std::string golden_file();                          // ../shared/golden/deit_tiny_merge_reference.safetensors
+std::string fixtures_dir();                         // made by tests/fixtures/make_fixtures.py
 std::string shared_image(const std::string& name);  // ../shared/data/imagenet-sample/<name>
 std::string cli_path();
 // The device the golden suites run the model on: MERGESCOPE_TEST_DEVICE (cpu, cuda, cuda:N; default cpu). Printed once

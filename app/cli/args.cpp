@@ -24,7 +24,8 @@ constexpr Renamed kRenamed[] = {
 
 // The current name for `name` where it is a deprecated spelling this command accepts under its new name (a one-line
 // notice on stderr); `name` itself otherwise.
-std::string current_name(const std::string& name, const std::set<std::string>& options, std::set<std::string>& used_old) {
+std::string current_name(const std::string& name, const std::set<std::string>& options,
+                         std::set<std::string>& used_old) {
   for (const Renamed& r : kRenamed)
     if (name == r.old_name && options.count(r.name)) {
       std::fprintf(stderr, "--%s is deprecated: %s; use --%s\n", r.old_name, r.why, r.name);
@@ -36,7 +37,8 @@ std::string current_name(const std::string& name, const std::set<std::string>& o
 
 }  // namespace
 
-Args::Args(const std::vector<std::string>& argv, const std::set<std::string>& flags, const std::set<std::string>& options) {
+Args::Args(const std::vector<std::string>& argv, const std::set<std::string>& flags,
+           const std::set<std::string>& options) {
   std::set<std::string> used_old, used_new;  // renamed options given under their old / new name
   for (size_t i = 0; i < argv.size(); ++i) {
     const std::string& a = argv[i];
@@ -51,8 +53,7 @@ Args::Args(const std::vector<std::string>& argv, const std::set<std::string>& fl
       const std::string given = name;
       name = current_name(name, options, used_old);
       if (name == given) used_new.insert(name);
-      if (used_old.count(name) && used_new.count(name))
-        fail("--" + name, "given under its old name too; give it once");
+      if (used_old.count(name) && used_new.count(name)) fail("--" + name, "given under its old name too; give it once");
       if (flags.count(name)) {
         if (inline_value) fail("--" + name, "takes no value");
         flags_.insert(name);
@@ -85,7 +86,8 @@ int Args::get_int(const std::string& name, int fallback, int min, int max) const
   if (!has(name)) return fallback;
   const int v = parse_int(get(name), "--" + name);
   if (v < min || v > max)
-    fail("--" + name, std::to_string(v) + " is out of range [" + std::to_string(min) + ", " + std::to_string(max) + "]");
+    fail("--" + name,
+         std::to_string(v) + " is out of range [" + std::to_string(min) + ", " + std::to_string(max) + "]");
   return v;
 }
 
@@ -93,7 +95,8 @@ double Args::get_double(const std::string& name, double fallback, double min, do
   if (!has(name)) return fallback;
   const double v = parse_double(get(name), "--" + name);
   if (v < min || v > max)
-    fail("--" + name, std::to_string(v) + " is out of range [" + std::to_string(min) + ", " + std::to_string(max) + "]");
+    fail("--" + name,
+         std::to_string(v) + " is out of range [" + std::to_string(min) + ", " + std::to_string(max) + "]");
   return v;
 }
 
@@ -110,7 +113,8 @@ double parse_double(const std::string& text, const std::string& what) {
   errno = 0;
   char* end = nullptr;
   const double v = std::strtod(text.c_str(), &end);
-  if (text.empty() || *end != '\0' || errno == ERANGE || !std::isfinite(v)) fail(what, "'" + text + "' is not a number");
+  if (text.empty() || *end != '\0' || errno == ERANGE || !std::isfinite(v))
+    fail(what, "'" + text + "' is not a number");
   return v;
 }
 

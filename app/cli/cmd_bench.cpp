@@ -1,10 +1,10 @@
-#include "precision.h"
 #include "commands.h"
 #include "engine.h"
 #include "error.h"
 #include "flops.h"
 #include "methods.h"
 #include "model.h"
+#include "precision.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -89,22 +89,23 @@ int cmd_bench(const std::vector<std::string>& argv) {
   };
 
   if (!args.flag("json"))
-    std::printf("%s  batch %d  threads %d  %d interleaved rounds after %d warm-up\n%-28s %8s %11s %10s %9s %9s %9s %9s %5s\n",
-                model->source().c_str(), batch, at::get_num_threads(), repeat, warmup, "method", "GMACs", "median ms",
-                "images/s", "speed-up", "MAC ratio", "reducer", "attention", "dtype");
+    std::printf(
+        "%s  batch %d  threads %d  %d interleaved rounds after %d warm-up\n%-28s %8s %11s %10s %9s %9s %9s %9s %5s\n",
+        model->source().c_str(), batch, at::get_num_threads(), repeat, warmup, "method", "GMACs", "median ms",
+        "images/s", "speed-up", "MAC ratio", "reducer", "attention", "dtype");
   for (const auto& row : rows) {
     const double med = median(row.ms), ips = 1000.0 * batch / med;
     // The speed-up a reducer would give if time followed MACs exactly (the first row's GMACs over this row's).
     const double mac_ratio = rows.front().gmacs / row.gmacs;
     const auto [mn, mx] = std::minmax_element(row.ms.begin(), row.ms.end());
     if (args.flag("json")) {
-      std::printf("{\"engine\": \"mergescope\", \"model\": \"%s\", \"method\": \"%s\", \"batch\": %d, \"threads\": %d, "
-                  "\"gmacs\": %.4f, \"median_ms\": %.3f, \"min_ms\": %.3f, \"max_ms\": %.3f, \"images_per_s\": %.2f, "
-                  "\"speedup\": %.3f, \"mac_ratio\": %.3f, \"reducer_share\": %.4f, \"attention_share\": %.4f, "
-                  "\"dtype\": \"%s\"}\n",
-                  c.architecture.c_str(), row.spec.c_str(), batch, at::get_num_threads(), row.gmacs, med, *mn, *mx, ips,
-                  speedup(row), mac_ratio, median(row.reducer_share), median(row.attention_share),
-                  dtype_name(model->dtype()));
+      std::printf(
+          "{\"engine\": \"mergescope\", \"model\": \"%s\", \"method\": \"%s\", \"batch\": %d, \"threads\": %d, "
+          "\"gmacs\": %.4f, \"median_ms\": %.3f, \"min_ms\": %.3f, \"max_ms\": %.3f, \"images_per_s\": %.2f, "
+          "\"speedup\": %.3f, \"mac_ratio\": %.3f, \"reducer_share\": %.4f, \"attention_share\": %.4f, "
+          "\"dtype\": \"%s\"}\n",
+          c.architecture.c_str(), row.spec.c_str(), batch, at::get_num_threads(), row.gmacs, med, *mn, *mx, ips,
+          speedup(row), mac_ratio, median(row.reducer_share), median(row.attention_share), dtype_name(model->dtype()));
     } else {
       std::printf("%-28s %8.3f %11.2f %10.2f %8.2fx %8.2fx %8.1f%% %8.1f%% %5s\n", row.spec.c_str(), row.gmacs, med,
                   ips, speedup(row), mac_ratio, 100.0 * median(row.reducer_share), 100.0 * median(row.attention_share),

@@ -1,5 +1,4 @@
 // calibrate: learns LTP / LTMP thresholds on a frozen model (core/calibrate.h) and writes them as JSON.
-#include "precision.h"
 #include "batch.h"
 #include "calibrate.h"
 #include "commands.h"
@@ -8,6 +7,7 @@
 #include "error.h"
 #include "labels.h"
 #include "model.h"
+#include "precision.h"
 #include "progress.h"
 #include "thresholds.h"
 
@@ -31,7 +31,8 @@ int cmd_calibrate(const std::vector<std::string>& argv) {
   if (!args.has("out")) fail("calibrate", "--out FILE is required (thresholds JSON)");
   CalibrationOptions o;
   o.method = args.get("method", "ltmp");
-  if (o.method != "ltmp" && o.method != "ltp") fail("--method", "'" + o.method + "' cannot be calibrated (ltmp or ltp)");
+  if (o.method != "ltmp" && o.method != "ltp")
+    fail("--method", "'" + o.method + "' cannot be calibrated (ltmp or ltp)");
   const bool ltmp = o.method == "ltmp";
   // Defaults: the papers' where they fit 250 images on a CPU; README "Learned thresholds" says what changed.
   o.target_macs = args.get_double("target-macs", 0.6, 0.05, 1.0);
@@ -67,7 +68,8 @@ int cmd_calibrate(const std::vector<std::string>& argv) {
   std::vector<int64_t> label_index;
   for (const auto& f : files) {
     const int k = labels.index_from_filename(f);
-    if (k < 0 && !o.distill) fail(f, "no class label in the file name (<wnid>_*.JPEG); use --distill to learn without labels");
+    if (k < 0 && !o.distill)
+      fail(f, "no class label in the file name (<wnid>_*.JPEG); use --distill to learn without labels");
     label_index.push_back(k < 0 ? 0 : k);
   }
   std::fprintf(stderr, "calibrate %s on %zu images of %s (from #%d), target %.3f of the unreduced MACs, %s loss\n",
@@ -87,8 +89,8 @@ int cmd_calibrate(const std::vector<std::string>& argv) {
   Progress progress("calibrate", files.size() * o.epochs);
   const CalibrationResult r = calibrate(*model, images, labels_t, o, [&](const CalibrationStep& s) {
     char extra[160];
-    std::snprintf(extra, sizeof extra, "step %d/%d  loss %.3f (mean %.3f)  MACs ratio %.3f (mean %.3f)", s.step, s.steps,
-                  s.loss, s.running_loss, s.macs_ratio, s.running_macs_ratio);
+    std::snprintf(extra, sizeof extra, "step %d/%d  loss %.3f (mean %.3f)  MACs ratio %.3f (mean %.3f)", s.step,
+                  s.steps, s.loss, s.running_loss, s.macs_ratio, s.running_macs_ratio);
     progress.update(s.images_done, extra);
   });
   progress.finish();
@@ -124,8 +126,10 @@ int cmd_calibrate(const std::vector<std::string>& argv) {
               files.size(), o.epochs, r.seconds);
   std::printf("block  %10s  %10s\n", "merge", "prune");
   for (int l = 0; l < t.depth(); ++l) {
-    if (ltmp) std::printf("%5d  %10.5f  %10.6f\n", l, t.merge[l], t.prune[l]);
-    else std::printf("%5d  %10s  %10.6f\n", l, "-", t.prune[l]);
+    if (ltmp)
+      std::printf("%5d  %10.5f  %10.6f\n", l, t.merge[l], t.prune[l]);
+    else
+      std::printf("%5d  %10s  %10.6f\n", l, "-", t.prune[l]);
   }
   std::printf("training MACs ratio (last epoch mean) %.3f, target %.3f\nwrote %s\n", r.steps.back().running_macs_ratio,
               o.target_macs, args.get("out").c_str());

@@ -21,8 +21,8 @@ int cmd_classify(const std::vector<std::string>& argv) {
   const int k = args.get_int("top", 5, 1, 1000);
   const auto model = load_model_from_args(args);
   if (static_cast<size_t>(model->config().num_classes) != labels.size())
-    fail(args.get("labels", "labels"), std::to_string(labels.size()) + " classes, the model has " +
-                                           std::to_string(model->config().num_classes));
+    fail(args.get("labels", "labels"),
+         std::to_string(labels.size()) + " classes, the model has " + std::to_string(model->config().num_classes));
   c10::InferenceMode guard;
   const at::Tensor input = load_batch(args.positionals(), preprocess_spec(model->config()));
   const at::Tensor logits = model->forward(input);

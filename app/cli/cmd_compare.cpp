@@ -88,8 +88,8 @@ SelfReference fp32_reference(const Args& args, const Model& fp32, const std::str
   Progress progress("fp32 reference", ref.files.size());
   for (size_t start = 0; start < ref.files.size(); start += batch) {
     const size_t end = std::min(ref.files.size(), start + batch);
-    const RunResult r = run(fp32, load_batch({ref.files.begin() + start, ref.files.begin() + end}, pre), reducer.get(),
-                            run_options);
+    const RunResult r =
+        run(fp32, load_batch({ref.files.begin() + start, ref.files.begin() + end}, pre), reducer.get(), run_options);
     logits.push_back(r.logits);
     for (const ImageTrace& tr : r.traces) {
       at::Tensor c = at::empty({static_cast<int64_t>(tr.layers.size()), tr.original_tokens}, at::kLong);
@@ -158,15 +158,16 @@ int cmd_compare(const std::vector<std::string>& argv) {
   std::vector<PartitionComparison> results;
   int top1_equal = 0;
   int64_t layers_same = 0;  // (image, block) partitions identical
-  double logit_error = 0;  // over images identical at every layer
+  double logit_error = 0;   // over images identical at every layer
   Progress progress("compare", count);
   for (int64_t start = 0; start < count; start += batch) {
     const int64_t end = std::min(count, start + batch);
-    const at::Tensor x = files.empty() ? input.slice(0, start, end)
-                                       : load_batch({files.begin() + start, files.begin() + end}, pre);
+    const at::Tensor x =
+        files.empty() ? input.slice(0, start, end) : load_batch({files.begin() + start, files.begin() + end}, pre);
     const RunResult r = run(*model, x, reducer.get(), run_options);
     check_finite_logits(r.logits, *model,
-                        files.empty() ? std::vector<std::string>{} : std::vector<std::string>(files.begin() + start, files.begin() + end));
+                        files.empty() ? std::vector<std::string>{}
+                                      : std::vector<std::string>(files.begin() + start, files.begin() + end));
     for (int64_t b = 0; b < end - start; ++b) {
       const at::Tensor c = clusters[start + b].contiguous();
       ReferencePartitions reference(c.size(0));

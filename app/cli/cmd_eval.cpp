@@ -1,4 +1,3 @@
-#include "precision.h"
 #include "batch.h"
 #include "commands.h"
 #include "engine.h"
@@ -8,6 +7,7 @@
 #include "labels.h"
 #include "methods.h"
 #include "model.h"
+#include "precision.h"
 #include "progress.h"
 
 #include <c10/core/InferenceMode.h>
@@ -64,7 +64,8 @@ int cmd_eval(const std::vector<std::string>& argv) {
 
   Progress progress("eval", files.size());
   for (size_t start = 0; start < files.size(); start += batch_size) {
-    const std::vector<std::string> chunk(files.begin() + start, files.begin() + std::min(files.size(), start + batch_size));
+    const std::vector<std::string> chunk(files.begin() + start,
+                                         files.begin() + std::min(files.size(), start + batch_size));
     const at::Tensor input = load_batch(chunk, pre);  // decoded once, shared by every method
     for (auto& t : tallies) {
       const auto t0 = std::chrono::steady_clock::now();
@@ -95,8 +96,8 @@ int cmd_eval(const std::vector<std::string>& argv) {
     const std::string& spec = t.totals.spec;
     if (args.has("csv")) write_results_csv(output_path(args.get("csv"), spec, tallies.size()), t.results, labels);
     if (args.has("json"))
-      write_results_json(output_path(args.get("json"), spec, tallies.size()), t.results, labels, model->source() + " " + spec,
-                         t.totals.accuracy, n / t.totals.seconds);
+      write_results_json(output_path(args.get("json"), spec, tallies.size()), t.results, labels,
+                         model->source() + " " + spec, t.totals.accuracy, n / t.totals.seconds);
   }
   return 0;
 }

@@ -21,7 +21,8 @@ int cmd_spectrum(const std::vector<std::string>& argv) {
   options.insert(kMethodOptions.begin(), kMethodOptions.end());
   options.insert({"out", "kernel", "sigma", "layer", "limit", "batch", "dense-limit", "partial-k"});
   const Args args(argv, {"no-baselines"}, options);
-  if (args.positionals().size() != 1) fail("spectrum", "give one IMAGE or folder (usage: spectrum --model M --method SPEC IMAGE|DIR --out DIR)");
+  if (args.positionals().size() != 1)
+    fail("spectrum", "give one IMAGE or folder (usage: spectrum --model M --method SPEC IMAGE|DIR --out DIR)");
   if (!args.has("out")) fail("spectrum", "--out DIR is required");
   if (!args.has("method")) fail("spectrum", "give at least one --method");
   const std::string input = args.positionals()[0];
@@ -66,7 +67,8 @@ int cmd_spectrum(const std::vector<std::string>& argv) {
       runs.push_back(run(*model, images, reducers[m].get(), ro));
       check_finite_logits(runs.back().logits, *model, chunk);
       if (gmacs[m].empty()) {
-        for (double v : model_cost(c, runs.back().tokens_per_layer, reducers[m].get()).per_layer) gmacs[m].push_back(v * 1e-9);
+        for (double v : model_cost(c, runs.back().tokens_per_layer, reducers[m].get()).per_layer)
+          gmacs[m].push_back(v * 1e-9);
       }
     }
     forward_s += since(t_forward);
@@ -93,8 +95,9 @@ int cmd_spectrum(const std::vector<std::string>& argv) {
     std::printf("%-32s %14.4f %14.4f %14.4f %14.4f\n", r.method.c_str(), r.sd_theorem[report.curve_layer()].mean(),
                 r.sd_theorem.back().mean(), layer_mean, r.sd_layer.back().mean());
   }
-  std::printf("time: forward passes %.2f s, graphs and spectra %.2f s, export %.2f s (%d tokens per image%s)\n", forward_s,
-              analysis_s, export_s, c.num_tokens(), report.used_partial_spectra() ? ", partial spectra" : "");
+  std::printf("time: forward passes %.2f s, graphs and spectra %.2f s, export %.2f s (%d tokens per image%s)\n",
+              forward_s, analysis_s, export_s, c.num_tokens(),
+              report.used_partial_spectra() ? ", partial spectra" : "");
   std::printf("Lemma 1 on these graphs: block sums max error %.2e; block means max deviation %.2e\nwrote %s\n",
               report.lemma_error_sum(), report.lemma_error_mean(), args.get("out").c_str());
   return 0;

@@ -23,7 +23,8 @@ namespace {
 namespace fs = std::filesystem;
 
 std::string sweep_file_arg(const Args& args, const std::string& command) {
-  if (args.positionals().size() != 1) fail("sweep " + command, "give one sweep file (usage: sweep " + command + " SWEEP.json ...)");
+  if (args.positionals().size() != 1)
+    fail("sweep " + command, "give one sweep file (usage: sweep " + command + " SWEEP.json ...)");
   return args.positionals()[0];
 }
 
@@ -53,16 +54,18 @@ int sweep_plan(const std::vector<std::string>& argv) {
   }
   const SweepFile& sw = plan.sweep;
   std::printf("sweep %s (%s), plan %s\n", sw.name.c_str(), sw.path.c_str(), plan.hash.c_str());
-  for (const auto& m : plan.models) std::printf("  model %s: %zu method specs (%s)\n", m.name.c_str(), m.methods.size(), m.weights.c_str());
-  std::printf("  %zu images from %s in chunks of %d (random: one unit over all images), batch %d; analyses: accuracy%s\n",
-              plan.images.size(), sw.image_folder.c_str(), sw.chunk, sw.batch, sw.spectrum ? ", spectrum" : "");
+  for (const auto& m : plan.models)
+    std::printf("  model %s: %zu method specs (%s)\n", m.name.c_str(), m.methods.size(), m.weights.c_str());
+  std::printf(
+      "  %zu images from %s in chunks of %d (random: one unit over all images), batch %d; analyses: accuracy%s\n",
+      plan.images.size(), sw.image_folder.c_str(), sw.chunk, sw.batch, sw.spectrum ? ", spectrum" : "");
   std::printf("  %zu units\n\n", plan.units.size());
   std::printf("%6s %7s  %-42s %-36s %s\n", "unit", n ? "shard" : "", "model", "method", "images");
   for (const auto& u : plan.units) {
     char shard[32] = "";
     if (n) std::snprintf(shard, sizeof shard, "%d/%d", u.index % n, n);
-    std::printf("%6d %7s  %-42s %-36s %d-%d\n", u.index, shard, plan.models[u.model].name.c_str(), u.method.c_str(), u.first,
-                u.first + u.count - 1);
+    std::printf("%6d %7s  %-42s %-36s %d-%d\n", u.index, shard, plan.models[u.model].name.c_str(), u.method.c_str(),
+                u.first, u.first + u.count - 1);
   }
   if (n) {
     std::printf("\n");
@@ -120,7 +123,8 @@ int sweep_run(const std::vector<std::string>& argv) {
     }
     if (state == UnitFileState::Foreign) fail(unit_path(out, u.index), problem + "; give this sweep its own --out");
     if (state == UnitFileState::Corrupt)
-      std::fprintf(stderr, "%s: %s: %s; running the unit again\n", who.c_str(), unit_path(out, u.index).c_str(), problem.c_str());
+      std::fprintf(stderr, "%s: %s: %s; running the unit again\n", who.c_str(), unit_path(out, u.index).c_str(),
+                   problem.c_str());
     if (ran > 0 && pause > 0) std::this_thread::sleep_for(std::chrono::duration<double>(pause));
     if (loaded != u.model) {
       model = Model::load(plan.models[u.model].name);
@@ -133,13 +137,13 @@ int sweep_run(const std::vector<std::string>& argv) {
     r.host = host_name();
     write_unit(plan, r, out);
     ++ran;
-    std::fprintf(stderr, "%s: unit %d (%zu of %zu): %s %s, images %d-%d: %.1f s, %.1f images/s\n", who.c_str(), u.index, j + 1, ids.size(),
-                 plan.models[u.model].name.c_str(), u.method.c_str(), u.first, u.first + u.count - 1, r.seconds,
-                 u.count / r.forward_seconds);
+    std::fprintf(stderr, "%s: unit %d (%zu of %zu): %s %s, images %d-%d: %.1f s, %.1f images/s\n", who.c_str(), u.index,
+                 j + 1, ids.size(), plan.models[u.model].name.c_str(), u.method.c_str(), u.first, u.first + u.count - 1,
+                 r.seconds, u.count / r.forward_seconds);
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("%s of sweep %s (plan %s): %zu units, %d run, %d already done; %.1f s, %d thread(s)\n", who.c_str(), plan.sweep.name.c_str(),
-              plan.hash.c_str(), ids.size(), ran, skipped, seconds, threads);
+  std::printf("%s of sweep %s (plan %s): %zu units, %d run, %d already done; %.1f s, %d thread(s)\n", who.c_str(),
+              plan.sweep.name.c_str(), plan.hash.c_str(), ids.size(), ran, skipped, seconds, threads);
   return 0;
 }
 
@@ -151,7 +155,8 @@ int sweep_merge(const std::vector<std::string>& argv) {
   const std::string report = args.get("report", (fs::path(out) / "report").string());
   write_merged_report(plan, merged, report, sweep_labels(plan), args.flag("per-image"));
   std::fputs(format_merged_tables(plan, merged).c_str(), stdout);
-  std::printf("\nwrote %s (tables.txt, summary.csv, figures%s)\n", report.c_str(), args.flag("per-image") ? ", per-image CSV and JSON" : "");
+  std::printf("\nwrote %s (tables.txt, summary.csv, figures%s)\n", report.c_str(),
+              args.flag("per-image") ? ", per-image CSV and JSON" : "");
   return 0;
 }
 

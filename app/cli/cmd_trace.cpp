@@ -22,7 +22,8 @@ int cmd_trace(const std::vector<std::string>& argv) {
   options.insert(kMethodOptions.begin(), kMethodOptions.end());
   options.insert({"out", "labels"});
   const Args args(argv, {"keys"}, options);
-  if (args.positionals().size() != 1) fail("trace", "give exactly one IMAGE (usage: trace --model M --method SPEC IMAGE --out F)");
+  if (args.positionals().size() != 1)
+    fail("trace", "give exactly one IMAGE (usage: trace --model M --method SPEC IMAGE --out F)");
   if (!args.has("out")) fail("trace", "--out FILE is required");
   if (args.all("method").size() > 1) fail("--method", "trace takes one method");
   const std::string image = args.positionals()[0];

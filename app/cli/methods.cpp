@@ -24,13 +24,16 @@ std::vector<std::string> resolve_methods(const Args& args, const VitConfig& conf
   if (specs.empty()) specs.push_back("none");
   double target = -1;
   std::string target_name;
-  if (args.has("match-macs") && args.has("match-gmacs")) fail("--match-gmacs", "give --match-macs SPEC or --match-gmacs G, not both");
+  if (args.has("match-macs") && args.has("match-gmacs"))
+    fail("--match-gmacs", "give --match-macs SPEC or --match-gmacs G, not both");
   if (args.has("match-macs")) {
     const std::string ref = args.get("match-macs");
     const auto reducer = make_reducer(ref);
     const auto tokens = predicted_tokens(config, *reducer);
     if (tokens.empty())
-      fail("--match-macs", "'" + ref + "' has image-dependent token counts; evaluate it and pass its measured GMACs as --match-gmacs G");
+      fail(
+          "--match-macs",
+          "'" + ref + "' has image-dependent token counts; evaluate it and pass its measured GMACs as --match-gmacs G");
     target = model_cost(config, tokens, reducer.get()).gmacs();
     target_name = ref;
   }
@@ -42,8 +45,9 @@ std::vector<std::string> resolve_methods(const Args& args, const VitConfig& conf
   for (auto& spec : specs) {
     if (spec != "pitome" && spec != "pitome-code" && spec != "tome") continue;
     if (target < 0)
-      fail("--method " + spec, "needs " + std::string(spec == "tome" ? "r= (e.g. tome:r=13)" : "ratio= (e.g. " + spec + ":ratio=0.9)") +
-                                   " or --match-macs SPEC / --match-gmacs G");
+      fail("--method " + spec,
+           "needs " + std::string(spec == "tome" ? "r= (e.g. tome:r=13)" : "ratio= (e.g. " + spec + ":ratio=0.9)") +
+               " or --match-macs SPEC / --match-gmacs G");
     char buf[64];
     if (spec == "tome") {
       // The constant r whose MACs come closest (r is an integer, so the match is to within one step).
@@ -51,7 +55,8 @@ std::vector<std::string> resolve_methods(const Args& args, const VitConfig& conf
       double best_gap = 1e300;
       for (int r = 0; r <= config.num_tokens() / 2; ++r) {
         const auto reducer = make_reducer("tome:r=" + std::to_string(r));
-        const double gap = std::fabs(model_cost(config, predicted_tokens(config, *reducer), reducer.get()).gmacs() - target);
+        const double gap =
+            std::fabs(model_cost(config, predicted_tokens(config, *reducer), reducer.get()).gmacs() - target);
         if (gap < best_gap - 1e-12) best_gap = gap, best_r = r;
       }
       std::snprintf(buf, sizeof buf, "tome:r=%d", best_r);
@@ -69,11 +74,13 @@ std::vector<std::string> resolve_methods(const Args& args, const VitConfig& conf
     canonical.push_back(make_reducer(specs[i])->spec());
     for (size_t j = 0; j < i; ++j)
       if (canonical[j] == canonical[i])
-        fail("--method " + specs[i], specs[i] == specs[j] ? "given twice"
-                                                           : "the same method as --method " + specs[j] + " (" + canonical[i] + ")");
+        fail("--method " + specs[i], specs[i] == specs[j]
+                                         ? "given twice"
+                                         : "the same method as --method " + specs[j] + " (" + canonical[i] + ")");
   }
   for (const auto& note : notes) std::fprintf(stderr, "%s\n", note.c_str());
-  if (with_baseline && std::find(specs.begin(), specs.end(), "none") == specs.end()) specs.insert(specs.begin(), "none");
+  if (with_baseline && std::find(specs.begin(), specs.end(), "none") == specs.end())
+    specs.insert(specs.begin(), "none");
   return specs;
 }
 

@@ -11,7 +11,8 @@
 
 namespace ms::cli {
 
-const std::set<std::string> kModelOptions = {"model", "random-weights", "arch", "threads", "seed", "img-size", "device", "dtype"};
+const std::set<std::string> kModelOptions = {"model", "random-weights", "arch",   "threads",
+                                             "seed",  "img-size",       "device", "dtype"};
 
 namespace {
 std::shared_ptr<const Model> load(const Args& args, c10::Device device);
@@ -38,7 +39,8 @@ std::shared_ptr<const Model> load(const Args& args, c10::Device device) {
   init_runtime(args.get_int("threads", 0, 1, 1024));
   if (args.has("random-weights")) {
     if (args.has("model")) fail("--random-weights", "give either --model or --random-weights, not both");
-    return Model::random(args.get("random-weights"), device, static_cast<uint64_t>(args.get_int("seed", 0, 0, 1 << 30)));
+    return Model::random(args.get("random-weights"), device,
+                         static_cast<uint64_t>(args.get_int("seed", 0, 0, 1 << 30)));
   }
   const std::string spec = args.get("model", "deit_tiny_patch16_224");
   if (args.has("arch")) {

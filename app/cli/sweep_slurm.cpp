@@ -22,7 +22,8 @@ void check_script_safe(const std::string& value, const std::string& what) {
   const std::string unsafe = " \t\n\r%'\"\\$`";
   const auto at = value.find_first_of(unsafe);
   if (at != std::string::npos)
-    fail(what, "'" + excerpt(value, 80) + "' holds " + (value[at] == ' ' ? std::string("a space") : "'" + excerpt(value.substr(at, 1)) + "'") +
+    fail(what, "'" + excerpt(value, 80) + "' holds " +
+                   (value[at] == ' ' ? std::string("a space") : "'" + excerpt(value.substr(at, 1)) + "'") +
                    ", which the sbatch scripts cannot carry");
 }
 
@@ -39,7 +40,8 @@ void write_script(const std::string& path, const std::string& text) {
 
 int sweep_slurm(const std::vector<std::string>& argv) {
   const Args args(argv, {}, {"shards", "out", "cpus-per-task", "time", "mem", "partition", "account"});
-  if (args.positionals().size() != 1) fail("sweep slurm", "give one sweep file (usage: sweep slurm SWEEP.json --shards N ...)");
+  if (args.positionals().size() != 1)
+    fail("sweep slurm", "give one sweep file (usage: sweep slurm SWEEP.json --shards N ...)");
   const std::string file = args.positionals()[0];
   const SweepPlan plan = expand_sweep(read_sweep_file(file));
   if (!args.has("shards")) fail("sweep slurm", "--shards N is required (one array task per shard)");
@@ -71,23 +73,30 @@ int sweep_slurm(const std::vector<std::string>& argv) {
     fs::create_directories(fs::path(abs_out) / sub, ec);
     if (ec) fail(abs_out + "/" + sub, "cannot create folder: " + ec.message());
   }
-  const std::string header = "# mergescope sweep '" + plan.sweep.name + "' (plan " + plan.hash + "), written by `mergescope-cli sweep slurm`.\n";
+  const std::string header = "# mergescope sweep '" + plan.sweep.name + "' (plan " + plan.hash +
+                             "), written by `mergescope-cli sweep slurm`.\n";
   const std::string common = "#SBATCH --ntasks=1\n#SBATCH --chdir=" + cwd + "\n" + extra;
   const std::string shards_script =
-      "#!/bin/bash\n" + header + "# One array task per shard; %a in the log name is the shard. A shard that is cancelled or\n" +
-      "# fails keeps its finished units: submitting it again runs only the rest.\n" +
-      "#SBATCH --job-name=ms-" + plan.sweep.name + "\n#SBATCH --array=0-" + std::to_string(n - 1) + "\n" +
-      "#SBATCH --cpus-per-task=" + std::to_string(cpus) + "\n#SBATCH --output=" + abs_out + "/logs/shard-%a.%A.log\n" + common +
+      "#!/bin/bash\n" + header +
+      "# One array task per shard; %a in the log name is the shard. A shard that is cancelled or\n" +
+      "# fails keeps its finished units: submitting it again runs only the rest.\n" + "#SBATCH --job-name=ms-" +
+      plan.sweep.name + "\n#SBATCH --array=0-" + std::to_string(n - 1) + "\n" +
+      "#SBATCH --cpus-per-task=" + std::to_string(cpus) + "\n#SBATCH --output=" + abs_out + "/logs/shard-%a.%A.log\n" +
+      common +
       "set -eu\n"
-      "echo \"shard ${SLURM_ARRAY_TASK_ID}/" + std::to_string(n) + " on $(hostname), job ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}\"\n"
-      "exec '" + exe + "' sweep run '" + abs_file + "' --shard \"${SLURM_ARRAY_TASK_ID}/" + std::to_string(n) + "\" --out '" + abs_out +
-      "' --threads \"${SLURM_CPUS_PER_TASK:-" + std::to_string(cpus) + "}\"\n";
+      "echo \"shard ${SLURM_ARRAY_TASK_ID}/" +
+      std::to_string(n) +
+      " on $(hostname), job ${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}\"\n"
+      "exec '" +
+      exe + "' sweep run '" + abs_file + "' --shard \"${SLURM_ARRAY_TASK_ID}/" + std::to_string(n) + "\" --out '" +
+      abs_out + "' --threads \"${SLURM_CPUS_PER_TASK:-" + std::to_string(cpus) + "}\"\n";
   const std::string merge_script =
-      "#!/bin/bash\n" + header + "# Submitted with --dependency=afterok:<array job>: it starts once every shard succeeded and is\n" +
-      "# cancelled (kill-on-invalid-dep) when one failed.\n" +
-      "#SBATCH --job-name=ms-" + plan.sweep.name + "-merge\n#SBATCH --cpus-per-task=1\n#SBATCH --kill-on-invalid-dep=yes\n" +
-      "#SBATCH --output=" + abs_out + "/logs/merge.%j.log\n" + common + "set -eu\n" +
-      "exec '" + exe + "' sweep merge '" + abs_file + "' --out '" + abs_out + "' --shards " + std::to_string(n) + "\n";
+      "#!/bin/bash\n" + header +
+      "# Submitted with --dependency=afterok:<array job>: it starts once every shard succeeded and is\n" +
+      "# cancelled (kill-on-invalid-dep) when one failed.\n" + "#SBATCH --job-name=ms-" + plan.sweep.name +
+      "-merge\n#SBATCH --cpus-per-task=1\n#SBATCH --kill-on-invalid-dep=yes\n" + "#SBATCH --output=" + abs_out +
+      "/logs/merge.%j.log\n" + common + "set -eu\n" + "exec '" + exe + "' sweep merge '" + abs_file + "' --out '" +
+      abs_out + "' --shards " + std::to_string(n) + "\n";
   const std::string shards_path = (fs::path(out) / "slurm" / "shards.sbatch").string();
   const std::string merge_path = (fs::path(out) / "slurm" / "merge.sbatch").string();
   write_script(shards_path, shards_script);
@@ -98,7 +107,8 @@ int sweep_slurm(const std::vector<std::string>& argv) {
   std::printf("submit both (the merge waits for the array):\n");
   std::printf("  jid=$(sbatch --parsable %s)\n", shards_path.c_str());
   std::printf("  sbatch --dependency=afterok:${jid%%%%;*} %s\n", merge_path.c_str());
-  std::printf("logs: %s/logs/; to rerun failed shards: sbatch --array=K,... %s (done units are skipped)\n", out.c_str(), shards_path.c_str());
+  std::printf("logs: %s/logs/; to rerun failed shards: sbatch --array=K,... %s (done units are skipped)\n", out.c_str(),
+              shards_path.c_str());
   return 0;
 }
 

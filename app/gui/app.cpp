@@ -62,7 +62,8 @@ App::App(const AppOptions& o) : backend_(std::make_shared<Backend>()) {
   // core given to LibTorch, its parallel regions wait on a thread the frame loop has descheduled: on this
   // 2-core machine under Xvfb a deit_tiny pane took 5.9 s instead of 0.2 s.
   state_.dtype = o.dtype;
-  init_engine_runtime(o.threads > 0 ? o.threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) - 1));
+  init_engine_runtime(o.threads > 0 ? o.threads
+                                    : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) - 1));
   state_.fill = o.fill;
   state_.opacity = o.opacity;
   state_.plot_tab = o.plot_tab;
@@ -86,8 +87,10 @@ App::App(const AppOptions& o) : backend_(std::make_shared<Backend>()) {
   }
   state_.request(RequestKind::LoadModel, -1, o.model);
   const std::string image = o.image.empty() ? default_image() : o.image;
-  if (image.empty()) state_.post(true, "no image given and no sample images on the data search path");
-  else state_.request(RequestKind::OpenImage, -1, image);
+  if (image.empty())
+    state_.post(true, "no image given and no sample images on the data search path");
+  else
+    state_.request(RequestKind::OpenImage, -1, image);
 }
 
 App::~App() {
@@ -137,8 +140,10 @@ void App::open_path(const std::string& path) {
   // Called from GLFW's drop callback: nothing may propagate into its C frames.
   try {
     if (is_directory(path)) {
-      if (is_regular_file(path + "/config.json")) state_.request(RequestKind::LoadModel, -1, path);
-      else state_.post(true, path + ": a folder, but not a model folder (no config.json)");
+      if (is_regular_file(path + "/config.json"))
+        state_.request(RequestKind::LoadModel, -1, path);
+      else
+        state_.post(true, path + ": a folder, but not a model folder (no config.json)");
     } else {
       state_.request(RequestKind::OpenImage, -1, path);
     }
@@ -176,7 +181,8 @@ void App::handle(const Request& r) {
       export_all(r.text.empty() ? state_.export_dir : r.text);
       break;
     case RequestKind::ExportPane: {
-      const std::string path = r.text.empty() ? state_.export_dir + "/pane" + std::to_string(r.pane + 1) + ".png" : r.text;
+      const std::string path =
+          r.text.empty() ? state_.export_dir + "/pane" + std::to_string(r.pane + 1) + ".png" : r.text;
       export_pane_png(r.pane, path);
       break;
     }
@@ -233,7 +239,8 @@ void App::load_model(const std::string& text) {
         image_uploaded_ = false;
         note_downscaled(*image);
       }
-      state_.post(false, "loaded " + state_.model.name + " from " + state_.model.source + " (" + state_.model.dtype + ")");
+      state_.post(false,
+                  "loaded " + state_.model.name + " from " + state_.model.source + " (" + state_.model.dtype + ")");
       if (!state_.model.dtype_notice.empty()) state_.post(false, state_.model.dtype_notice);
       rerun_all();
     });
@@ -308,10 +315,10 @@ void App::cancel_work() {
 
 void App::note_downscaled(const LoadedImage& image) {
   if (image.display.width == 0) return;
-  state_.post(false, image.path + ": " + std::to_string(image.original.width) + "x" + std::to_string(image.original.height) +
-                         " pixels, drawn at " + std::to_string(image.display.width) + "x" +
-                         std::to_string(image.display.height) + " (the overlay's limit here is " +
-                         std::to_string(renderer_->max_side()) + " pixels a side)");
+  state_.post(false, image.path + ": " + std::to_string(image.original.width) + "x" +
+                         std::to_string(image.original.height) + " pixels, drawn at " +
+                         std::to_string(image.display.width) + "x" + std::to_string(image.display.height) +
+                         " (the overlay's limit here is " + std::to_string(renderer_->max_side()) + " pixels a side)");
 }
 
 void App::rerun_all() {
@@ -549,7 +556,7 @@ void App::export_all(const std::string& dir) {
   std::vector<std::pair<std::string, std::shared_ptr<RgbImage>>> pane_pngs;
   nlohmann::json j;
   j["model"] = {{"name", state_.model.name}, {"source", state_.model.source}, {"depth", state_.model.depth},
-                {"grid", state_.model.grid}, {"patch", state_.model.patch}, {"img_size", state_.model.img_size}};
+                {"grid", state_.model.grid}, {"patch", state_.model.patch},   {"img_size", state_.model.img_size}};
   if (state_.image) {
     const CropMapping& c = state_.image->crop;
     j["image"] = {{"path", state_.image->path},

@@ -15,7 +15,7 @@ namespace ms::gui {
 class ModelSession;
 
 struct AppOptions {
-  std::string image;                 // "" = the default sample image
+  std::string image;  // "" = the default sample image
   std::string model = "deit_tiny_patch16_224";
   std::vector<std::string> methods;  // empty = ToMe r=13 and PiToMe at its GMACs
   int layer = -1;                    // block, numbered from 0 (the partition after it); -1 = the middle
@@ -23,7 +23,7 @@ struct AppOptions {
   float opacity = 0.55f;
   int plot_tab = 0;
   int threads = 0;
-  std::string dtype = "fp32";        // fp32 | bf16 (core/precision.h)
+  std::string dtype = "fp32";  // fp32 | bf16 (core/precision.h)
   std::string export_dir = "mergescope-export";
 };
 
@@ -59,7 +59,7 @@ class App {
   const std::vector<double>& method_latencies_ms() const { return method_latencies_ms_; }
 
  private:
-  struct Backend;  // worker-side: the current session and image
+  struct Backend;                 // worker-side: the current session and image
   void handle(const Request& r);  // one request of the UI, dispatched to the functions below
   void load_model(const std::string& spec);
   void open_image(const std::string& path);
@@ -84,7 +84,7 @@ class App {
   // once that frame is drawn (deleting them at once made ImGui bind a deleted texture name).
   std::vector<OverlayTarget> retired_;
   void retire_target(size_t pane);
-  std::vector<uint64_t> pane_ids_;      // parallel to state_.panes
+  std::vector<uint64_t> pane_ids_;  // parallel to state_.panes
   uint64_t next_pane_id_ = 1;
   bool image_uploaded_ = false;
   std::shared_ptr<const LoadedImage> overlay_failed_for_;  // the image whose overlay GL could not draw

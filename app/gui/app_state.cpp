@@ -7,10 +7,14 @@ namespace ms::gui {
 
 const char* fill_mode_name(FillMode mode) {
   switch (mode) {
-    case FillMode::GroupMean: return "group mean colour";
-    case FillMode::Palette: return "palette (merged groups)";
-    case FillMode::Energy: return "energy heatmap";
-    case FillMode::Protected: return "protected vs merged";
+    case FillMode::GroupMean:
+      return "group mean colour";
+    case FillMode::Palette:
+      return "palette (merged groups)";
+    case FillMode::Energy:
+      return "energy heatmap";
+    case FillMode::Protected:
+      return "protected vs merged";
   }
   return "?";
 }

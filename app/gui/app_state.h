@@ -51,25 +51,25 @@ struct LoadedImage {
   // What the overlay is drawn on, and exported at: the original, or when a side is over the overlay limit a
   // copy downscaled to fit (Pillow's antialiased bilinear) with the crop in its pixels. Hover and the model
   // always use the original.
-  RgbImage display;           // empty: the original is drawn as it is
-  CropMapping display_crop;   // `crop` in display pixels
+  RgbImage display;          // empty: the original is drawn as it is
+  CropMapping display_crop;  // `crop` in display pixels
   const RgbImage& shown() const { return display.width > 0 ? display : original; }
   const CropMapping& shown_crop() const { return display.width > 0 ? display_crop : crop; }
 };
 
 // One method on one image: everything the panes and plots show, computed by the worker.
 struct PaneResult {
-  std::string spec;  // canonical spec actually run
-  ImageTrace trace;  // clusters, sizes, energies and keys per layer
+  std::string spec;                                 // canonical spec actually run
+  ImageTrace trace;                                 // clusters, sizes, energies and keys per layer
   std::vector<std::pair<std::string, float>> top5;  // class name, probability
-  std::vector<int> tokens_per_layer;                 // tokens leaving each block
-  std::vector<double> gmacs_per_layer;               // block GMACs incl. the reducer's matching
-  double gmacs = 0;                                  // whole model, per image
+  std::vector<int> tokens_per_layer;                // tokens leaving each block
+  std::vector<double> gmacs_per_layer;              // block GMACs incl. the reducer's matching
+  double gmacs = 0;                                 // whole model, per image
   // Spectral check, theorem view (block 0 keys over the patch tokens, coarsened by the partition after block l;
   // analysis/spectral_distance.h):
-  std::vector<double> spectral_distance;         // per layer; NaN after a block that pruned tokens
-  std::vector<double> eig_original;              // normalised Laplacian spectrum of the original graph
-  std::vector<std::vector<double>> eig_lifted;   // per layer, lifted spectrum (Lemma 1)
+  std::vector<double> spectral_distance;        // per layer; NaN after a block that pruned tokens
+  std::vector<double> eig_original;             // normalised Laplacian spectrum of the original graph
+  std::vector<std::vector<double>> eig_lifted;  // per layer, lifted spectrum (Lemma 1)
   double run_seconds = 0, spectra_seconds = 0;
 };
 
@@ -77,7 +77,7 @@ struct Pane {
   std::array<char, 256> spec_edit{};  // the text field
   std::string spec;                   // what was last asked for
   std::shared_ptr<const PaneResult> result;
-  std::string error;                  // last failure for this pane, shown in the pane
+  std::string error;  // last failure for this pane, shown in the pane
   bool running = false;
   uint64_t generation = 0;            // results of older requests are dropped
   uintptr_t texture = 0;              // overlay texture (GL name) for ImGui::Image; 0: none yet
@@ -87,15 +87,15 @@ struct Pane {
 };
 
 enum class RequestKind {
-  OpenImage,    // text: path
-  LoadModel,    // text: model spec (folder, file or name)
-  SetMethod,    // pane, text: spec
-  AddPane,      // text: spec
-  RemovePane,   // pane
-  ExportAll,    // text: folder ("" = default)
-  ExportPane,   // pane, text: PNG path ("" = default)
-  BrowseFolder, // text: folder to list in the browser
-  Screenshot,   // text: PNG path ("" = default)
+  OpenImage,     // text: path
+  LoadModel,     // text: model spec (folder, file or name)
+  SetMethod,     // pane, text: spec
+  AddPane,       // text: spec
+  RemovePane,    // pane
+  ExportAll,     // text: folder ("" = default)
+  ExportPane,    // pane, text: PNG path ("" = default)
+  BrowseFolder,  // text: folder to list in the browser
+  Screenshot,    // text: PNG path ("" = default)
   CancelWork,
 };
 
@@ -127,10 +127,10 @@ struct Thumbnail {
 
 struct BrowserState {
   bool open = false;
-  bool listed = false;            // folder listing is current
-  std::string folder;             // current folder
-  std::vector<std::string> dirs;  // sub-folders (names)
-  std::vector<std::string> files; // image files (names)
+  bool listed = false;             // folder listing is current
+  std::string folder;              // current folder
+  std::vector<std::string> dirs;   // sub-folders (names)
+  std::vector<std::string> files;  // image files (names)
   std::string error;
   std::array<char, 512> path_edit{};
   std::map<std::string, Thumbnail> thumbnails;  // by full path
@@ -138,9 +138,9 @@ struct BrowserState {
 };
 
 struct HoverState {
-  int patch = -1;  // hovered patch (row-major over the grid), -1: none
-  int pane = -1;   // pane the mouse is over
-  int pinned = -1; // pinned patch, -1: none
+  int patch = -1;   // hovered patch (row-major over the grid), -1: none
+  int pane = -1;    // pane the mouse is over
+  int pinned = -1;  // pinned patch, -1: none
 };
 
 struct AppState {
@@ -169,7 +169,7 @@ struct AppState {
   std::array<char, 512> export_dir_edit{};
   std::vector<Request> requests;
   std::string export_dir = "mergescope-export";
-  double now = 0;  // app clock, seconds
+  double now = 0;             // app clock, seconds
   bool overlay_dirty = true;  // re-render the overlays this frame
   bool screenshot_requested = false;
 
@@ -198,10 +198,10 @@ std::vector<float> patch_energies(const PaneResult& result, int layer, int grid)
 
 // Facts about a patch's group for the tooltip.
 struct GroupInfo {
-  int group = -1;        // output token at this layer, -1: pruned
-  int size = 0;          // original tokens in the group
-  int formed_layer = -1; // first block after which the group had these members (-1: never merged)
-  float energy = 0;      // PiToMe energy of the token holding the patch at this block's input (NaN: none)
+  int group = -1;         // output token at this layer, -1: pruned
+  int size = 0;           // original tokens in the group
+  int formed_layer = -1;  // first block after which the group had these members (-1: never merged)
+  float energy = 0;       // PiToMe energy of the token holding the patch at this block's input (NaN: none)
   bool has_energy = false;
   float similarity = 0;  // cosine of block-`layer` keys between this patch's token and the pinned patch's
   bool has_similarity = false;

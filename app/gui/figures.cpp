@@ -11,7 +11,9 @@ namespace {
 
 bool has_result(const AppState& s, int i) { return s.panes[i].result != nullptr; }
 
-std::string label_of(const AppState& s, int i) { return "pane " + std::to_string(i + 1) + ": " + s.panes[i].result->spec; }
+std::string label_of(const AppState& s, int i) {
+  return "pane " + std::to_string(i + 1) + ": " + s.panes[i].result->spec;
+}
 
 // A dashed vertical line at the current block so each per-layer plot shows where the slider is.
 void mark_layer(Figure& f, const AppState& s, double lo, double hi) {
@@ -87,7 +89,8 @@ Figure eigenvalue_figure(const AppState& s) {
       o.label = "original graph";
       o.color = "#000000";
       o.markers = false;
-      for (size_t k = 0; k < r.eig_original.size(); ++k) o.x.push_back(static_cast<double>(k)), o.y.push_back(r.eig_original[k]);
+      for (size_t k = 0; k < r.eig_original.size(); ++k)
+        o.x.push_back(static_cast<double>(k)), o.y.push_back(r.eig_original[k]);
       f.lines.push_back(o);
       original_done = true;
     }
@@ -138,7 +141,8 @@ Figure energy_histogram_figure(const AppState& s) {
   if (hi - lo < 1e-6) lo -= 0.5, hi += 0.5;
   const int bins = 30;
   for (size_t i = 0; i < s.panes.size(); ++i) {
-    if (!has_result(s, static_cast<int>(i)) || s.layer >= static_cast<int>(s.panes[i].result->trace.layers.size())) continue;
+    if (!has_result(s, static_cast<int>(i)) || s.layer >= static_cast<int>(s.panes[i].result->trace.layers.size()))
+      continue;
     Histogram h;
     h.label = label_of(s, static_cast<int>(i));
     h.color = pane_color(s, static_cast<int>(i));

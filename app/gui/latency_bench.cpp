@@ -83,10 +83,11 @@ bool LatencyBench::write(const App& app, const AppState& s) {
     std::fprintf(stderr, "mergescope: %s: cannot write\n", out_.c_str());
     return false;
   }
-  std::printf("layer change: median %.2f ms (max %.2f), method change: median %.0f ms (max %.0f), "
-              "frame while working: median %.1f ms, p95 %.1f ms\n",
-              percentile(layer_ms_, 0.5), percentile(layer_ms_, 1.0), percentile(method_ms_, 0.5),
-              percentile(method_ms_, 1.0), percentile(busy_frames_ms_, 0.5), percentile(busy_frames_ms_, 0.95));
+  std::printf(
+      "layer change: median %.2f ms (max %.2f), method change: median %.0f ms (max %.0f), "
+      "frame while working: median %.1f ms, p95 %.1f ms\n",
+      percentile(layer_ms_, 0.5), percentile(layer_ms_, 1.0), percentile(method_ms_, 0.5), percentile(method_ms_, 1.0),
+      percentile(busy_frames_ms_, 0.5), percentile(busy_frames_ms_, 0.95));
   return true;
 }
 

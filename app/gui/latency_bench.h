@@ -30,8 +30,9 @@ class LatencyBench {
   int step_ = 0;
   size_t method_seen_ = 0;
   std::vector<double> layer_ms_, layer_cpu_ms_, method_ms_, busy_frames_ms_, idle_frames_ms_, ui_ms_, draw_ms_;
-  const std::vector<std::string> methods_ = {"tome:r=8",    "pitome:ratio=0.93", "tome:r=16",          "pitome-code:ratio=0.9",
-                                             "random:r=13", "tome:r=13",         "pitome:ratio=0.9074", "none"};
+  const std::vector<std::string> methods_ = {
+      "tome:r=8",    "pitome:ratio=0.93", "tome:r=16",           "pitome-code:ratio=0.9",
+      "random:r=13", "tome:r=13",         "pitome:ratio=0.9074", "none"};
 };
 
 }  // namespace ms::gui

@@ -7,11 +7,13 @@
 #include "panels.h"
 #include "plot.h"
 
+// epoxy first: it must be the first GL header, and GLFW includes one.
 #include <epoxy/gl.h>
+
 #include <GLFW/glfw3.h>
-#include <imgui.h>
 #include <backends/imgui_impl_glfw.h>
 #include <backends/imgui_impl_opengl3.h>
+#include <imgui.h>
 
 #include <algorithm>
 #include <chrono>
@@ -102,8 +104,8 @@ Launch parse_launch(const std::vector<std::string>& argv) {
   Launch l;
   ms::gui::AppOptions& options = l.app;
   const ms::cli::Args args(argv, {"exit"},
-                           {"model", "method", "layer", "fill", "opacity", "plots", "pin", "size", "threads", "dtype", "screenshot",
-                            "frames", "export-all", "bench-latency", "drop", "browse"});
+                           {"model", "method", "layer", "fill", "opacity", "plots", "pin", "size", "threads", "dtype",
+                            "screenshot", "frames", "export-all", "bench-latency", "drop", "browse"});
   if (args.positionals().size() > 1) fail("mergescope", "give at most one IMAGE");
   if (!args.positionals().empty()) options.image = args.positionals()[0];
   options.model = args.get("model", options.model);
@@ -118,7 +120,8 @@ Launch parse_launch(const std::vector<std::string>& argv) {
   }
   options.threads = args.get_int("threads", 0, 0, 1024);
   options.dtype = args.get("dtype", "fp32");
-  if (options.dtype != "fp32" && options.dtype != "bf16") fail("--dtype", "'" + options.dtype + "' is not fp32 or bf16");
+  if (options.dtype != "fp32" && options.dtype != "bf16")
+    fail("--dtype", "'" + options.dtype + "' is not fp32 or bf16");
   if (args.has("size")) {
     const std::string s = args.get("size");
     const size_t x = s.find('x');
@@ -215,8 +218,10 @@ struct ScriptedOutputs {
     const bool export_done = launch.export_dir.empty() || (exported && app.idle());
     if (!launch.export_dir.empty() && export_done && launch.screenshot.empty() && launch.exit_after) {
       // Only an export whose every file was written says so; a failed one has shown its error already.
-      if (app.export_state() == gui::App::ExportState::Done) std::printf("exported %s\n", launch.export_dir.c_str());
-      else *rc = 1;
+      if (app.export_state() == gui::App::ExportState::Done)
+        std::printf("exported %s\n", launch.export_dir.c_str());
+      else
+        *rc = 1;
       glfwSetWindowShouldClose(window, 1);
     }
     const bool final_shot =
@@ -260,16 +265,18 @@ int run_frames(ms::gui::App& app, GLFWwindow* window, const Launch& launch) {
     const double frame_start = now_seconds();
     gui::AppState& s = app.state();
     const bool busy = !app.idle();
-    if (launch.exit_after || busy) glfwPollEvents();
-    else glfwWaitEventsTimeout(0.1);
+    if (launch.exit_after || busy)
+      glfwPollEvents();
+    else
+      glfwWaitEventsTimeout(0.1);
     app.update(frame_start - start);
     if (!mapped_pin && s.model_ready && launch.pin_row >= 0) {
       if (launch.pin_row < s.model.grid && launch.pin_col < s.model.grid) {
         s.hover.pinned = launch.pin_row * s.model.grid + launch.pin_col;
         s.overlay_dirty = true;
       } else {
-        s.post(true, "--pin: patch outside the " + std::to_string(s.model.grid) + " x " +
-                         std::to_string(s.model.grid) + " grid");
+        s.post(true, "--pin: patch outside the " + std::to_string(s.model.grid) + " x " + std::to_string(s.model.grid) +
+                         " grid");
       }
       mapped_pin = true;
     }
@@ -300,8 +307,10 @@ int run_frames(ms::gui::App& app, GLFWwindow* window, const Launch& launch) {
     const bool idle = app.idle();  // also after a failed load: the screenshot then shows the error
     bool running = false;
     for (const auto& p : s.panes) running |= p.running;
-    if (idle && !running) frames_after_idle = std::max(frames_after_idle, 0) + 1;
-    else if (frames_after_idle >= 0 && !bench.active()) frames_after_idle = 0;
+    if (idle && !running)
+      frames_after_idle = std::max(frames_after_idle, 0) + 1;
+    else if (frames_after_idle >= 0 && !bench.active())
+      frames_after_idle = 0;
     const bool give_up = now_seconds() - start > 300;
     if (give_up) std::fprintf(stderr, "mergescope: work did not finish within 300 s; saving what is there\n");
     outputs.after_frame(app, window, fb_w, fb_h, frames_after_idle, give_up, &rc);

@@ -27,8 +27,8 @@ std::array<uint8_t, 3> energy_color(float t) {
 
 std::array<uint8_t, 3> palette_color(int index) {
   // Twelve well-separated hues; groups are told apart by boundaries too, so reuse after twelve is fine.
-  static const uint8_t colors[12][3] = {{230, 159, 0},  {86, 180, 233}, {0, 158, 115},  {240, 228, 66},
-                                        {0, 114, 178},  {213, 94, 0},   {204, 121, 167}, {166, 86, 40},
+  static const uint8_t colors[12][3] = {{230, 159, 0},   {86, 180, 233},  {0, 158, 115},   {240, 228, 66},
+                                        {0, 114, 178},   {213, 94, 0},    {204, 121, 167}, {166, 86, 40},
                                         {153, 153, 255}, {102, 194, 165}, {255, 127, 127}, {178, 223, 138}};
   const auto& c = colors[static_cast<unsigned>(index) % 12];
   return {c[0], c[1], c[2]};
@@ -125,8 +125,10 @@ void set_partition(OverlayInputs& in, const PaneResult* result, int layer, FillM
         ++members[in.group[p]];
       }
       for (int p = 0; p < P; ++p) {
-        if (in.group[p] < 0) put(p, ProtectedColors::pruned, 230);
-        else if (members[in.group[p]] > 1) put(p, palette_color(lowest[in.group[p]] * 7), 255);
+        if (in.group[p] < 0)
+          put(p, ProtectedColors::pruned, 230);
+        else if (members[in.group[p]] > 1)
+          put(p, palette_color(lowest[in.group[p]] * 7), 255);
       }
       break;
     }
@@ -138,8 +140,10 @@ void set_partition(OverlayInputs& in, const PaneResult* result, int layer, FillM
       const std::vector<float> energy = patch_energies(*result, layer, G);
       for (int p = 0; p < P; ++p) {
         const float e = energy[p];
-        if (!std::isfinite(e)) put(p, ProtectedColors::pruned, 230);
-        else put(p, energy_color(hi > lo ? (e - lo) / (hi - lo) : 0.5f), 255);
+        if (!std::isfinite(e))
+          put(p, ProtectedColors::pruned, 230);
+        else
+          put(p, energy_color(hi > lo ? (e - lo) / (hi - lo) : 0.5f), 255);
       }
       break;
     }
@@ -150,10 +154,14 @@ void set_partition(OverlayInputs& in, const PaneResult* result, int layer, FillM
         if (in.group[p] >= 0) inputs_of[in.group[p]].insert(input_token(tr, layer, prefix + p));
       for (int p = 0; p < P; ++p) {
         const int g = in.group[p];
-        if (g < 0) put(p, ProtectedColors::pruned, 230);
-        else if (inputs_of[g].size() > 1) put(p, ProtectedColors::merged_now, 255);
-        else if (g < static_cast<int>(lt.sizes.size()) && lt.sizes[g] > 1) put(p, ProtectedColors::merged_before, 255);
-        else put(p, ProtectedColors::kept, 255);
+        if (g < 0)
+          put(p, ProtectedColors::pruned, 230);
+        else if (inputs_of[g].size() > 1)
+          put(p, ProtectedColors::merged_now, 255);
+        else if (g < static_cast<int>(lt.sizes.size()) && lt.sizes[g] > 1)
+          put(p, ProtectedColors::merged_before, 255);
+        else
+          put(p, ProtectedColors::kept, 255);
       }
       break;
     }

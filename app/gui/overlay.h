@@ -14,9 +14,9 @@
 namespace ms::gui {
 
 struct OverlayStyle {
-  int opacity = 140;    // 0..255: how strongly the fill covers the image
+  int opacity = 140;  // 0..255: how strongly the fill covers the image
   bool boundaries = true;
-  int highlight = -2;   // group to light up (others dim), -2: none
+  int highlight = -2;  // group to light up (others dim), -2: none
   std::array<int, 3> boundary_rgb{255, 255, 255};
   std::array<int, 3> highlight_rgb{255, 214, 0};
 };
@@ -28,13 +28,13 @@ struct OverlayInputs {
   // Per pixel column (row): the patch column (row) it falls in, -1 outside the model's crop, and edge bits:
   // 1 = within the line width of the patch's low edge, 2 = of its high edge.
   std::vector<int32_t> column_patch, column_edges, row_patch, row_edges;
-  std::vector<int32_t> group;    // grid*grid, row-major: output token holding the patch, -1: pruned
-  std::vector<uint8_t> fill;     // grid*grid*4 RGBA
+  std::vector<int32_t> group;  // grid*grid, row-major: output token holding the patch, -1: pruned
+  std::vector<uint8_t> fill;   // grid*grid*4 RGBA
 };
 
 // Pixel -> patch lookups for an image and crop; line width in original pixels.
-void map_pixels_to_patches(OverlayInputs& in, int width, int height, const CropMapping& crop, int img_size,
-                           int patch, int line_width);
+void map_pixels_to_patches(OverlayInputs& in, int width, int height, const CropMapping& crop, int img_size, int patch,
+                           int line_width);
 
 // The patch (row-major) under original-image pixel coordinates (x, y), -1 outside the model's crop; the same
 // mapping as map_pixels_to_patches, for hovering.
@@ -58,9 +58,9 @@ RgbImage render_overlay_cpu(const RgbImage& original, const OverlayInputs& in, c
 // Colours the overlay uses, for legends.
 std::array<uint8_t, 3> energy_color(float t);  // t in [0, 1]: low -> high energy (the heatmap plot's map)
 struct ProtectedColors {
-  static constexpr std::array<uint8_t, 3> kept{0, 158, 115};         // never merged (protected so far)
+  static constexpr std::array<uint8_t, 3> kept{0, 158, 115};            // never merged (protected so far)
   static constexpr std::array<uint8_t, 3> merged_before{86, 180, 233};  // group formed in an earlier block
-  static constexpr std::array<uint8_t, 3> merged_now{230, 159, 0};   // merged in this block
+  static constexpr std::array<uint8_t, 3> merged_now{230, 159, 0};      // merged in this block
   static constexpr std::array<uint8_t, 3> pruned{40, 40, 40};
 };
 std::array<uint8_t, 3> palette_color(int index);

@@ -59,7 +59,8 @@ void check_gl(const char* what) {
   }
   char code[16];
   std::snprintf(code, sizeof code, "0x%04X", first);
-  fail("overlay", std::string(what) + " failed (GL error " + code + (first == GL_OUT_OF_MEMORY ? ", out of memory)" : ")"));
+  fail("overlay",
+       std::string(what) + " failed (GL error " + code + (first == GL_OUT_OF_MEMORY ? ", out of memory)" : ")"));
 }
 
 void upload_rg32i(unsigned tex, const std::vector<int32_t>& a, const std::vector<int32_t>& b) {
@@ -140,7 +141,8 @@ void OverlayRenderer::render(const OverlayInputs& in, const OverlayStyle& style,
     glTexImage2D(GL_TEXTURE_2D, 0, GL_RGBA8, in.width, in.height, 0, GL_RGBA, GL_UNSIGNED_BYTE, nullptr);
     if (glGetError() != GL_NO_ERROR) {
       release(target);
-      fail("overlay", "cannot allocate a " + std::to_string(in.width) + "x" + std::to_string(in.height) + " pane texture");
+      fail("overlay",
+           "cannot allocate a " + std::to_string(in.width) + "x" + std::to_string(in.height) + " pane texture");
     }
     glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MIN_FILTER, GL_LINEAR);
     glTexParameteri(GL_TEXTURE_2D, GL_TEXTURE_MAG_FILTER, GL_LINEAR);

@@ -22,9 +22,11 @@ void draw_browser(AppState& s) {
     ImGui::End();
     return;
   }
-  if (!b.path_edit[0] || ImGui::IsWindowAppearing()) std::snprintf(b.path_edit.data(), b.path_edit.size(), "%s", b.folder.c_str());
+  if (!b.path_edit[0] || ImGui::IsWindowAppearing())
+    std::snprintf(b.path_edit.data(), b.path_edit.size(), "%s", b.folder.c_str());
   ImGui::SetNextItemWidth(-140);
-  const bool enter = ImGui::InputText("##path", b.path_edit.data(), b.path_edit.size(), ImGuiInputTextFlags_EnterReturnsTrue);
+  const bool enter =
+      ImGui::InputText("##path", b.path_edit.data(), b.path_edit.size(), ImGuiInputTextFlags_EnterReturnsTrue);
   ImGui::SameLine();
   if (ImGui::Button("Open path") || enter) {
     const std::string path = b.path_edit.data();
@@ -72,11 +74,13 @@ void draw_browser(AppState& s) {
           if (it == b.thumbnails.end() && std::find(b.wanted.begin(), b.wanted.end(), path) == b.wanted.end())
             b.wanted.push_back(path);
           ImGui::SetCursorPos(ImVec2(cx, y0));
-          clicked = ImGui::Button(it != b.thumbnails.end() && it->second.failed ? "unreadable" : "...", ImVec2(cell, cell));
+          clicked =
+              ImGui::Button(it != b.thumbnails.end() && it->second.failed ? "unreadable" : "...", ImVec2(cell, cell));
         }
         // The name, shortened to the cell's width; the tooltip has all of it.
         std::string label = b.files[i];
-        while (label.size() > 4 && ImGui::CalcTextSize(label.c_str()).x > cell) label = label.substr(0, label.size() - 4) + "..";
+        while (label.size() > 4 && ImGui::CalcTextSize(label.c_str()).x > cell)
+          label = label.substr(0, label.size() - 4) + "..";
         ImGui::SetCursorPos(ImVec2(cx, y0 + cell + 2));
         ImGui::TextUnformatted(label.c_str());
         if (ImGui::IsItemHovered()) ImGui::SetTooltip("%s", b.files[i].c_str());

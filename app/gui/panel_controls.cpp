@@ -72,8 +72,8 @@ void draw_controls(AppState& s) {
   }
   auto& model_path = s.model_path_edit;
   ImGui::SetNextItemWidth(-60);
-  const bool enter = ImGui::InputTextWithHint("##modelpath", "model folder or file", model_path.data(), model_path.size(),
-                                              ImGuiInputTextFlags_EnterReturnsTrue);
+  const bool enter = ImGui::InputTextWithHint("##modelpath", "model folder or file", model_path.data(),
+                                              model_path.size(), ImGuiInputTextFlags_EnterReturnsTrue);
   ImGui::SameLine();
   if ((ImGui::Button("Load") || enter) && model_path[0]) s.request(RequestKind::LoadModel, -1, model_path.data());
 
@@ -134,7 +134,8 @@ void draw_controls(AppState& s) {
     ImGui::TextDisabled("%d panes (the most)", kMaxPanes);
   }
   if (s.hover.pinned >= 0) {
-    ImGui::Text("pinned patch (%d, %d)", s.hover.pinned / std::max(1, s.model.grid), s.hover.pinned % std::max(1, s.model.grid));
+    ImGui::Text("pinned patch (%d, %d)", s.hover.pinned / std::max(1, s.model.grid),
+                s.hover.pinned % std::max(1, s.model.grid));
     ImGui::SameLine();
     if (ImGui::SmallButton("unpin")) {
       s.hover.pinned = -1;

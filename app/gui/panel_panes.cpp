@@ -46,12 +46,16 @@ void group_tooltip(const AppState& s, const PaneResult& r, int patch) {
     ImGui::TextUnformatted("pruned");
   } else {
     ImGui::Text("group size: %d patch%s", g.size, g.size == 1 ? "" : "es");
-    if (g.formed_layer >= 0) ImGui::Text("formed in block %d", g.formed_layer);
-    else ImGui::TextUnformatted("never merged");
+    if (g.formed_layer >= 0)
+      ImGui::Text("formed in block %d", g.formed_layer);
+    else
+      ImGui::TextUnformatted("never merged");
   }
   if (g.has_energy) ImGui::Text("energy at this block: %.4f", g.energy);
-  if (g.has_similarity) ImGui::Text("cos similarity to the pinned patch (block %d keys): %.3f", s.layer, g.similarity);
-  else if (s.hover.pinned < 0) ImGui::TextDisabled("click to pin this patch");
+  if (g.has_similarity)
+    ImGui::Text("cos similarity to the pinned patch (block %d keys): %.3f", s.layer, g.similarity);
+  else if (s.hover.pinned < 0)
+    ImGui::TextDisabled("click to pin this patch");
   ImGui::EndTooltip();
 }
 
@@ -74,7 +78,8 @@ void pane_image(AppState& s, int i, ImVec2 avail) {
   }
   if (ImGui::IsItemHovered()) {
     const ImVec2 m = ImGui::GetIO().MousePos;
-    const int patch = patch_at(s.image->crop, s.model.img_size, s.model.patch, (m.x - p0.x) / scale, (m.y - p0.y) / scale);
+    const int patch =
+        patch_at(s.image->crop, s.model.img_size, s.model.patch, (m.x - p0.x) / scale, (m.y - p0.y) / scale);
     s.hover.patch = patch;
     s.hover.pane = i;
     if (patch >= 0 && pane.result) group_tooltip(s, *pane.result, patch);
@@ -87,7 +92,8 @@ void pane_image(AppState& s, int i, ImVec2 avail) {
     const char* text = "running...";
     const ImVec2 ts = ImGui::CalcTextSize(text);
     ImDrawList* dl = ImGui::GetWindowDrawList();
-    dl->AddRectFilled(ImVec2(p0.x + 6, p0.y + 6), ImVec2(p0.x + ts.x + 18, p0.y + ts.y + 14), IM_COL32(0, 0, 0, 180), 4);
+    dl->AddRectFilled(ImVec2(p0.x + 6, p0.y + 6), ImVec2(p0.x + ts.x + 18, p0.y + ts.y + 14), IM_COL32(0, 0, 0, 180),
+                      4);
     dl->AddText(ImVec2(p0.x + 12, p0.y + 10), IM_COL32(255, 255, 255, 255), text);
   }
 }
@@ -100,14 +106,16 @@ void pane_facts(const AppState& s, const Pane& pane, const PaneResult* baseline)
   }
   if (!pane.result) return;
   const PaneResult& r = *pane.result;
-  const int l = std::min<int>({s.layer, static_cast<int>(r.tokens_per_layer.size()) - 1,
-                               static_cast<int>(r.trace.layers.size()) - 1});
+  const int l = std::min<int>(
+      {s.layer, static_cast<int>(r.tokens_per_layer.size()) - 1, static_cast<int>(r.trace.layers.size()) - 1});
   if (l >= 0) {
     ImGui::Text("%d tokens after block %d", r.tokens_per_layer[l], l);
     ImGui::SameLine();
     if (l < static_cast<int>(r.spectral_distance.size())) {
-      if (std::isfinite(r.spectral_distance[l])) ImGui::TextDisabled(" SD %.3f", r.spectral_distance[l]);
-      else ImGui::TextDisabled(" SD n/a (tokens pruned)");
+      if (std::isfinite(r.spectral_distance[l]))
+        ImGui::TextDisabled(" SD %.3f", r.spectral_distance[l]);
+      else
+        ImGui::TextDisabled(" SD n/a (tokens pruned)");
     }
   }
   if (baseline && baseline->gmacs > 0)

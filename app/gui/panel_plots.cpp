@@ -29,7 +29,8 @@ void energy_tab(AppState& s, ImVec2 avail) {
   ImGui::BeginGroup();
   s.plot_pane = std::clamp(s.plot_pane, 0, std::max(0, static_cast<int>(s.panes.size()) - 1));
   ImGui::SetNextItemWidth(avail.x - w - 16);
-  const std::string current = s.panes.empty() ? "" : "pane " + std::to_string(s.plot_pane + 1) + ": " + s.panes[s.plot_pane].spec;
+  const std::string current =
+      s.panes.empty() ? "" : "pane " + std::to_string(s.plot_pane + 1) + ": " + s.panes[s.plot_pane].spec;
   if (ImGui::BeginCombo("##heatpane", current.c_str())) {
     for (int i = 0; i < static_cast<int>(s.panes.size()); ++i)
       if (ImGui::Selectable(("pane " + std::to_string(i + 1) + ": " + s.panes[i].spec).c_str(), i == s.plot_pane))

@@ -9,8 +9,10 @@ void draw_status_bar(AppState& s) {
     ImGui::Text("%s", s.work.task.empty() ? "waiting" : s.work.task.c_str());
     ImGui::SameLine();
     ImGui::SetNextItemWidth(220);
-    if (s.work.progress >= 0) ImGui::ProgressBar(s.work.progress, ImVec2(220, 0));
-    else ImGui::ProgressBar(static_cast<float>(s.now - static_cast<int>(s.now)), ImVec2(220, 0), "working");
+    if (s.work.progress >= 0)
+      ImGui::ProgressBar(s.work.progress, ImVec2(220, 0));
+    else
+      ImGui::ProgressBar(static_cast<float>(s.now - static_cast<int>(s.now)), ImVec2(220, 0), "working");
     if (s.work.queued > 0) {
       ImGui::SameLine();
       ImGui::TextDisabled("+%d queued", s.work.queued);
@@ -21,8 +23,10 @@ void draw_status_bar(AppState& s) {
   }
   if (!s.messages.empty()) {
     const Message& m = s.messages.back();
-    if (m.error) ImGui::TextColored(ImVec4(1.f, 0.45f, 0.4f, 1.f), "%s", m.text.c_str());
-    else ImGui::TextDisabled("%s", m.text.c_str());
+    if (m.error)
+      ImGui::TextColored(ImVec4(1.f, 0.45f, 0.4f, 1.f), "%s", m.text.c_str());
+    else
+      ImGui::TextDisabled("%s", m.text.c_str());
   } else {
     ImGui::TextDisabled("ready");
   }

@@ -14,12 +14,12 @@ struct Layout {
 // All windows for one frame, at fixed positions over the viewport.
 void draw_app(AppState& state, const Layout& layout = {});
 
-void draw_controls(AppState& state);      // model, image, layer, fill mode, panes, exports
-void draw_panes(AppState& state);         // up to four method panes side by side
-void draw_plots(AppState& state);         // energy, spectrum and cost plots of the current layer
-void draw_browser(AppState& state);       // image browser window (when open)
-void draw_status_bar(AppState& state);    // worker progress + cancel, last message
-void draw_messages(AppState& state);      // error pop-up for the newest unseen error
+void draw_controls(AppState& state);    // model, image, layer, fill mode, panes, exports
+void draw_panes(AppState& state);       // up to four method panes side by side
+void draw_plots(AppState& state);       // energy, spectrum and cost plots of the current layer
+void draw_browser(AppState& state);     // image browser window (when open)
+void draw_status_bar(AppState& state);  // worker progress + cancel, last message
+void draw_messages(AppState& state);    // error pop-up for the newest unseen error
 // Left/Right step the layer, Home/End jump to the first/last block; ignored while a text field has focus.
 void handle_shortcuts(AppState& state);
 

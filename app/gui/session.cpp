@@ -1,5 +1,5 @@
-#include "precision.h"
 #include "session.h"
+#include "precision.h"
 
 #include "batch.h"
 #include "checkpoint.h"
@@ -17,10 +17,10 @@
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
+#include <dirent.h>
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <dirent.h>
 #include <optional>
 
 namespace ms::gui {
@@ -43,8 +43,9 @@ int round_half_even(double v) { return static_cast<int>(std::nearbyint(v)); }
 CropMapping crop_mapping(int width, int height, const PreprocessSpec& spec) {
   const bool wide = width >= height;
   const int short_side = wide ? height : width, long_side = wide ? width : height;
-  const int new_long = short_side == spec.resize ? long_side
-                                                 : static_cast<int>(static_cast<int64_t>(spec.resize) * long_side / short_side);
+  const int new_long = short_side == spec.resize
+                           ? long_side
+                           : static_cast<int>(static_cast<int64_t>(spec.resize) * long_side / short_side);
   const int rw = short_side == spec.resize ? width : (wide ? new_long : spec.resize);
   const int rh = short_side == spec.resize ? height : (wide ? spec.resize : new_long);
   CropMapping c;
@@ -67,7 +68,8 @@ void spectral_check(PaneResult& r) {
   r.spectral_distance = t.sd;
   const Eigen::VectorXd& original = t.original.front();
   r.eig_original.assign(original.data(), original.data() + original.size());
-  for (const Eigen::VectorXd& lifted : t.lifted) r.eig_lifted.emplace_back(lifted.data(), lifted.data() + lifted.size());
+  for (const Eigen::VectorXd& lifted : t.lifted)
+    r.eig_lifted.emplace_back(lifted.data(), lifted.data() + lifted.size());
 }
 
 std::shared_ptr<const ModelSession> ModelSession::load(const std::string& spec, const std::string& dtype) {
@@ -137,7 +139,8 @@ std::shared_ptr<PaneResult> ModelSession::run(const LoadedImage& image, const st
     for (size_t i = 0; i < p.classes.size(); ++i) {
       const int k = p.classes[i];
       const std::string name = impl_->labels && k < static_cast<int>(impl_->labels->size())
-                                   ? impl_->labels->name(k) : "class " + std::to_string(k);
+                                   ? impl_->labels->name(k)
+                                   : "class " + std::to_string(k);
       r->top5.emplace_back(name, p.probs[i]);
     }
     const CostBreakdown cost = model_cost(c, r->tokens_per_layer, reducer.get());

@@ -24,7 +24,7 @@ struct Cancelled {};
 class TaskContext {
  public:
   explicit TaskContext(Worker& worker) : worker_(worker) {}
-  void progress(float fraction);       // 0..1
+  void progress(float fraction);  // 0..1
   bool cancelled() const;
   void check() const;                   // throws Cancelled when cancelled
   void post(std::function<void()> fn);  // runs fn on the main thread

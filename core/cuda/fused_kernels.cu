@@ -8,11 +8,11 @@
 #include <stdexcept>
 #include <string>
 
-#define MS_CUDA_CHECK(call)                                                                              \
-  do {                                                                                                   \
-    const cudaError_t status_ = (call);                                                                  \
-    if (status_ != cudaSuccess)                                                                          \
-      throw std::runtime_error(std::string(#call) + " failed: " + cudaGetErrorString(status_));          \
+#define MS_CUDA_CHECK(call)                                                                     \
+  do {                                                                                          \
+    const cudaError_t status_ = (call);                                                         \
+    if (status_ != cudaSuccess)                                                                 \
+      throw std::runtime_error(std::string(#call) + " failed: " + cudaGetErrorString(status_)); \
   } while (0)
 
 namespace ms::fused {
@@ -104,7 +104,8 @@ bool cuda_device_available() {
 std::string cuda_status() {
   int devices = 0;
   const cudaError_t status = cudaGetDeviceCount(&devices);
-  if (status != cudaSuccess) return std::string("CUDA kernels built; no usable device (") + cudaGetErrorString(status) + ")";
+  if (status != cudaSuccess)
+    return std::string("CUDA kernels built; no usable device (") + cudaGetErrorString(status) + ")";
   return "CUDA kernels built; " + std::to_string(devices) + " device(s)";
 }
 
@@ -116,13 +117,13 @@ void pitome_energy_cuda(const float* keys, int64_t B, int64_t T, int64_t D, floa
   MS_CUDA_CHECK(cudaGetLastError());
 }
 
-void bipartite_match_cuda(const float* a, const float* b, int64_t B, int64_t Na, int64_t Nb, int64_t D, bool protect_first_a,
-                          bool protect_first_b, int64_t* best_index, float* best_score) {
+void bipartite_match_cuda(const float* a, const float* b, int64_t B, int64_t Na, int64_t Nb, int64_t D,
+                          bool protect_first_a, bool protect_first_b, int64_t* best_index, float* best_score) {
   check_dim(D, "bipartite_match_cuda");
   if (B == 0 || Na == 0 || Nb == 0) return;
   bipartite_match_kernel<<<dim3(static_cast<unsigned>(Na), static_cast<unsigned>(B)), kThreads>>>(
-      a, b, static_cast<int>(Na), static_cast<int>(Nb), static_cast<int>(D), protect_first_a, protect_first_b, best_index,
-      best_score);
+      a, b, static_cast<int>(Na), static_cast<int>(Nb), static_cast<int>(D), protect_first_a, protect_first_b,
+      best_index, best_score);
   MS_CUDA_CHECK(cudaGetLastError());
 }
 
@@ -148,7 +149,8 @@ DeviceBuffer<T> upload(const T* host, size_t n) {
 
 }  // namespace
 
-void pitome_energy_cuda_host(const float* keys, int64_t B, int64_t T, int64_t D, float margin, float alpha, float* energy) {
+void pitome_energy_cuda_host(const float* keys, int64_t B, int64_t T, int64_t D, float margin, float alpha,
+                             float* energy) {
   auto k = upload(keys, static_cast<size_t>(B * T * D));
   DeviceBuffer<float> e(static_cast<size_t>(B * T));
   pitome_energy_cuda(k.ptr, B, T, D, margin, alpha, e.ptr);

@@ -29,8 +29,8 @@ void pitome_energy_cpu(const float* keys, int64_t B, int64_t T, int64_t D, float
 
 // reduce::best_b without the gap, on the A rows a [B, Na, D] and B rows b [B, Nb, D] of unit-normalised keys: every
 // A row's most similar B row, ties to the lowest B index. protect_first_a / protect_first_b: CLS / distillation.
-void bipartite_match_cpu(const float* a, const float* b, int64_t B, int64_t Na, int64_t Nb, int64_t D, bool protect_first_a,
-                         bool protect_first_b, int64_t* best_index, float* best_score);
+void bipartite_match_cpu(const float* a, const float* b, int64_t B, int64_t Na, int64_t Nb, int64_t D,
+                         bool protect_first_a, bool protect_first_b, int64_t* best_index, float* best_score);
 
 // True when this build has the CUDA kernels (nvcc was found); cuda_status() says which, or why not.
 bool cuda_kernels_built();
@@ -40,11 +40,12 @@ std::string cuda_status();
 // Device versions: pointers are device memory; they throw std::runtime_error naming the failing CUDA call.
 // Without CUDA kernels in the build they throw "built without CUDA".
 void pitome_energy_cuda(const float* keys, int64_t B, int64_t T, int64_t D, float margin, float alpha, float* energy);
-void bipartite_match_cuda(const float* a, const float* b, int64_t B, int64_t Na, int64_t Nb, int64_t D, bool protect_first_a,
-                          bool protect_first_b, int64_t* best_index, float* best_score);
+void bipartite_match_cuda(const float* a, const float* b, int64_t B, int64_t Na, int64_t Nb, int64_t D,
+                          bool protect_first_a, bool protect_first_b, int64_t* best_index, float* best_score);
 
 // Host-memory convenience for tests and tools: copy in, run the kernel, copy out.
-void pitome_energy_cuda_host(const float* keys, int64_t B, int64_t T, int64_t D, float margin, float alpha, float* energy);
+void pitome_energy_cuda_host(const float* keys, int64_t B, int64_t T, int64_t D, float margin, float alpha,
+                             float* energy);
 void bipartite_match_cuda_host(const float* a, const float* b, int64_t B, int64_t Na, int64_t Nb, int64_t D,
                                bool protect_first_a, bool protect_first_b, int64_t* best_index, float* best_score);
 

@@ -21,8 +21,8 @@ void pitome_energy_cpu(const float* keys, int64_t B, int64_t T, int64_t D, float
   }
 }
 
-void bipartite_match_cpu(const float* a, const float* b, int64_t B, int64_t Na, int64_t Nb, int64_t D, bool protect_first_a,
-                         bool protect_first_b, int64_t* best_index, float* best_score) {
+void bipartite_match_cpu(const float* a, const float* b, int64_t B, int64_t Na, int64_t Nb, int64_t D,
+                         bool protect_first_a, bool protect_first_b, int64_t* best_index, float* best_score) {
   const float neg_inf = -std::numeric_limits<float>::infinity();
   for (int64_t n = 0; n < B; ++n)
     for (int64_t i = 0; i < Na; ++i) {
@@ -46,13 +46,15 @@ std::string cuda_status() { return "built without CUDA (nvcc was not found at co
 void pitome_energy_cuda(const float*, int64_t, int64_t, int64_t, float, float, float*) {
   throw std::runtime_error("pitome_energy_cuda: built without CUDA");
 }
-void bipartite_match_cuda(const float*, const float*, int64_t, int64_t, int64_t, int64_t, bool, bool, int64_t*, float*) {
+void bipartite_match_cuda(const float*, const float*, int64_t, int64_t, int64_t, int64_t, bool, bool, int64_t*,
+                          float*) {
   throw std::runtime_error("bipartite_match_cuda: built without CUDA");
 }
 void pitome_energy_cuda_host(const float*, int64_t, int64_t, int64_t, float, float, float*) {
   throw std::runtime_error("pitome_energy_cuda_host: built without CUDA");
 }
-void bipartite_match_cuda_host(const float*, const float*, int64_t, int64_t, int64_t, int64_t, bool, bool, int64_t*, float*) {
+void bipartite_match_cuda_host(const float*, const float*, int64_t, int64_t, int64_t, int64_t, bool, bool, int64_t*,
+                               float*) {
   throw std::runtime_error("bipartite_match_cuda_host: built without CUDA");
 }
 #endif

@@ -30,7 +30,7 @@ struct LearnedSpec {
   std::string file;
   bool has_merge_constant = false, has_prune_constant = false;
   double merge_constant = 0, prune_constant = 0;
-  std::string canonical;         // e.g. "ltmp:thresholds=th.json"
+  std::string canonical;  // e.g. "ltmp:thresholds=th.json"
   // Per-block thresholds for a `depth`-block model (constants expanded); throws on a depth mismatch.
   LearnedThresholds resolve(int depth) const;
 };

@@ -59,7 +59,8 @@ class Ltmp final : public Reducer {
     auto nmax = node_max.accessor<double, 2>();
     auto nidx = node_idx.accessor<int64_t, 2>();
     // Per token, for the prune margins: the importance of the slot it ends in (NaN for protected slots).
-    const at::Tensor slot_importance_of = ctx.record_margins ? at::full({B, N}, std::nan(""), at::kDouble) : at::Tensor();
+    const at::Tensor slot_importance_of =
+        ctx.record_margins ? at::full({B, N}, std::nan(""), at::kDouble) : at::Tensor();
 
     ReductionPlan plan;
     plan.dest = at::empty({B, N}, at::TensorOptions().dtype(at::kLong));
@@ -93,8 +94,10 @@ class Ltmp final : public Reducer {
       std::vector<int64_t> renumber(slot_importance.size(), -1);
       int64_t kept = 0;
       for (size_t s = 0; s < slot_importance.size(); ++s)
-        if (slot_protected[s] || slot_importance[s] > prune_theta) renumber[s] = kept++;
-        else ++pruned_total;
+        if (slot_protected[s] || slot_importance[s] > prune_theta)
+          renumber[s] = kept++;
+        else
+          ++pruned_total;
       for (int64_t t = 0; t < N; ++t) dest[b][t] = renumber[slot[t]];
       if (ctx.record_margins) {
         auto of = slot_importance_of.accessor<double, 2>();

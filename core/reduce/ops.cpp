@@ -20,7 +20,8 @@ at::Tensor nan_to_inf(const at::Tensor& t) { return at::where(at::isnan(t), at::
 // The fused CUDA kernels take float rows of at most kFusedMaxDim; anything else stays on the ATen path.
 // MERGESCOPE_FUSED=0 keeps CUDA tensors on the ATen path too (benchmarks with and without the kernels).
 bool use_fused_cuda(const at::Tensor& t) {
-  if (!t.is_cuda() || t.scalar_type() != at::kFloat || t.size(-1) > kFusedMaxDim || !fused::cuda_kernels_built()) return false;
+  if (!t.is_cuda() || t.scalar_type() != at::kFloat || t.size(-1) > kFusedMaxDim || !fused::cuda_kernels_built())
+    return false;
   const char* fused = std::getenv("MERGESCOPE_FUSED");
   return !(fused && std::strcmp(fused, "0") == 0);
 }
@@ -138,8 +139,8 @@ at::Tensor neighbour_gap(const at::Tensor& values, const at::Tensor& order, int6
   const at::Tensor sorted = values.gather(1, head);
   const at::Tensor step = nan_to_inf(sorted.slice(1, 0, limit - 1) - sorted.slice(1, 1, limit));  // >= 0
   at::Tensor by_rank = at::full_like(sorted, kInf);
-  by_rank.slice(1, 0, limit - 1).copy_(step);                                                    // gap below
-  by_rank.slice(1, 1, limit).copy_(at::minimum(by_rank.slice(1, 1, limit), step));                // gap above
+  by_rank.slice(1, 0, limit - 1).copy_(step);                                       // gap below
+  by_rank.slice(1, 1, limit).copy_(at::minimum(by_rank.slice(1, 1, limit), step));  // gap above
   return out.scatter_(1, head, by_rank);
 }
 

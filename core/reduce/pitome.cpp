@@ -29,7 +29,8 @@ class Pitome final : public Reducer {
   Pitome(Variant variant, double ratio) : variant_(variant), ratio_(ratio) {}
 
   std::string spec() const override {
-    return std::string(variant_ == Variant::Paper ? "pitome" : "pitome-code") + ":ratio=" + reduce::format_number(ratio_);
+    return std::string(variant_ == Variant::Paper ? "pitome" : "pitome-code") +
+           ":ratio=" + reduce::format_number(ratio_);
   }
 
   bool proportional_attention() const override { return variant_ == Variant::Paper; }
@@ -87,7 +88,8 @@ class Pitome final : public Reducer {
       plan.tokens = P + n_unm + Nb;
       if (ctx.record_margins) {
         margin_t = reduce::neighbour_gap(e, order, T);
-        margin_t.scatter_(1, a_idx, at::minimum(margin_t.gather(1, a_idx), reduce::bipartite_margin(best, edge_idx, r)));
+        margin_t.scatter_(1, a_idx,
+                          at::minimum(margin_t.gather(1, a_idx), reduce::bipartite_margin(best, edge_idx, r)));
       }
     } else {
       // The 2r highest-energy tokens alternate into A and B; each A merges into its most similar B.
@@ -118,7 +120,8 @@ class Pitome final : public Reducer {
 };
 
 std::unique_ptr<Reducer> make(ReducerSpec& spec, Variant v) {
-  if (!spec.has("ratio")) fail("method spec '" + spec.text() + "'", spec.method() + " needs ratio= (kept fraction per block, 0.5 to 1)");
+  if (!spec.has("ratio"))
+    fail("method spec '" + spec.text() + "'", spec.method() + " needs ratio= (kept fraction per block, 0.5 to 1)");
   return std::make_unique<Pitome>(v, spec.get_double("ratio", 1.0, 0.5, 1.0));
 }
 

@@ -30,7 +30,9 @@ class RandomMerge final : public Reducer {
  public:
   RandomMerge(int r, int seed) : r_(r), seed_(seed) {}
 
-  std::string spec() const override { return "random:r=" + std::to_string(r_) + (seed_ ? ",seed=" + std::to_string(seed_) : ""); }
+  std::string spec() const override {
+    return "random:r=" + std::to_string(r_) + (seed_ ? ",seed=" + std::to_string(seed_) : "");
+  }
   bool wants_image_keys() const override { return true; }
 
   int clamp(int tokens, int prefix) const { return std::max(0, std::min(r_, (tokens - prefix) / 2)); }

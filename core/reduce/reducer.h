@@ -26,8 +26,8 @@ struct ReducerContext {
   int depth;                    // number of blocks
   int prefix_tokens;            // CLS (+ distillation token): never merged
   bool distill_token;
-  bool record_energy;           // the trace wants PiToMe energies
-  bool record_margins;          // the trace wants each token's decision margin (reduce/ops.h)
+  bool record_energy;   // the trace wants PiToMe energies
+  bool record_margins;  // the trace wants each token's decision margin (reduce/ops.h)
   // Per image, a key from its preprocessed pixels (reduce::content_keys), when wants_image_keys(); else nullptr.
   const std::vector<uint64_t>* image_keys = nullptr;
 };
@@ -71,7 +71,7 @@ class ReducerSpec {
   double get_double(const std::string& key, double fallback, double min, double max);
   int get_int(const std::string& key, int fallback, int min, int max);
   bool get_bool(const std::string& key, bool fallback);
-  std::vector<int> get_int_list(const std::string& key);  // "8;8;4"
+  std::vector<int> get_int_list(const std::string& key);                        // "8;8;4"
   std::string get_string(const std::string& key, const std::string& fallback);  // e.g. a file name
   // Throws for keys no getter asked for.
   void finish() const;

@@ -4,8 +4,8 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cctype>
+#include <cerrno>
 #include <cmath>
 #include <cstdlib>
 
@@ -32,7 +32,8 @@ const std::vector<Entry>& registry() {
   static const std::vector<Entry> entries = {
       {"none", "no reduction", make_none},
       {"tome", "ToMe bipartite soft matching: r=, inflect=, schedule=a;b;c, prop_attn=0|1", make_tome},
-      {"pitome", "PiToMe as the paper writes it (Eq. 4 energy, margin 0.9-0.9l/L, prop. attention): ratio=", make_pitome},
+      {"pitome",
+       "PiToMe as the paper writes it (Eq. 4 energy, margin 0.9-0.9l/L, prop. attention): ratio=", make_pitome},
       {"pitome-code", "PiToMe as the released code behaves (ELU energy, margin 0.75-0.75l/L, BSM first half): ratio=",
        make_pitome_code},
       {"random", "random pairs merged, a floor for every method: r=, seed=", make_random},
@@ -84,7 +85,8 @@ namespace {
 bool plain_decimal(const std::string& s) {
   if (s.empty()) return false;
   for (char ch : s)
-    if (!(std::isdigit(static_cast<unsigned char>(ch)) || ch == '-' || ch == '.' || ch == 'e' || ch == 'E')) return false;
+    if (!(std::isdigit(static_cast<unsigned char>(ch)) || ch == '-' || ch == '.' || ch == 'e' || ch == 'E'))
+      return false;
   return true;
 }
 }  // namespace
@@ -98,7 +100,8 @@ double ReducerSpec::get_double(const std::string& key, double fallback, double m
   if (!plain_decimal(s) || *end || errno || !std::isfinite(v))
     fail("method spec '" + text_ + "'", key + "='" + s + "' is not a number");
   if (v < min || v > max)
-    fail("method spec '" + text_ + "'", key + "=" + s + " is outside [" + std::to_string(min) + ", " + std::to_string(max) + "]");
+    fail("method spec '" + text_ + "'",
+         key + "=" + s + " is outside [" + std::to_string(min) + ", " + std::to_string(max) + "]");
   return v;
 }
 
@@ -110,7 +113,8 @@ int ReducerSpec::get_int(const std::string& key, int fallback, int min, int max)
   const long v = std::strtol(s.c_str(), &end, 10);
   if (!plain_decimal(s) || *end || errno) fail("method spec '" + text_ + "'", key + "='" + s + "' is not an integer");
   if (v < min || v > max)
-    fail("method spec '" + text_ + "'", key + "=" + s + " is outside [" + std::to_string(min) + ", " + std::to_string(max) + "]");
+    fail("method spec '" + text_ + "'",
+         key + "=" + s + " is outside [" + std::to_string(min) + ", " + std::to_string(max) + "]");
   return static_cast<int>(v);
 }
 
@@ -132,11 +136,13 @@ std::vector<int> ReducerSpec::get_int_list(const std::string& key) {
     const std::string item = s.substr(start, semi == std::string::npos ? std::string::npos : semi - start);
     // Digits only, as get_int's plain_decimal: strtol alone would take " 8" and "+8". Six digits bound the value
     // before strtol can overflow.
-    const bool digits = !item.empty() && item.size() <= 6 &&
-                        std::all_of(item.begin(), item.end(), [](char ch) { return std::isdigit(static_cast<unsigned char>(ch)); });
+    const bool digits = !item.empty() && item.size() <= 6 && std::all_of(item.begin(), item.end(), [](char ch) {
+      return std::isdigit(static_cast<unsigned char>(ch));
+    });
     const long v = digits ? std::strtol(item.c_str(), nullptr, 10) : -1;
     if (!digits || v > 100000)
-      fail("method spec '" + text_ + "'", key + " entry '" + item + "' is not a non-negative integer (digits only, at most 100000)");
+      fail("method spec '" + text_ + "'",
+           key + " entry '" + item + "' is not a non-negative integer (digits only, at most 100000)");
     out.push_back(static_cast<int>(v));
     if (semi == std::string::npos) break;
     start = semi + 1;

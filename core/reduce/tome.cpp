@@ -71,7 +71,8 @@ class Tome final : public Reducer {
     const at::Tensor &node_max = best.value, &node_idx = best.index;
     const at::Tensor edge_idx = node_max.argsort(-1, /*descending=*/true);
     const int64_t Na = node_max.size(1), Nb = N - Na;
-    const at::Tensor unm_idx = ctx.prefix_tokens > 0 ? std::get<0>(edge_idx.slice(1, r).sort(1)) : edge_idx.slice(1, r);  // CLS first
+    const at::Tensor unm_idx =
+        ctx.prefix_tokens > 0 ? std::get<0>(edge_idx.slice(1, r).sort(1)) : edge_idx.slice(1, r);  // CLS first
     const at::Tensor src_idx = edge_idx.slice(1, 0, r);
     const at::Tensor dst_idx = node_idx.gather(1, src_idx);
     const int64_t n_unm = Na - r;

@@ -14,7 +14,8 @@ void check_accepted(const ms::VitConfig& c) {
   using ms::fuzz::check;
   using L = ms::VitLimits;
   c.validate("fuzz config");  // an accepted config is a valid one: this must not throw
-  check(c.img_size >= 1 && c.img_size <= L::kMaxImgSize, "img_size " + std::to_string(c.img_size) + " outside its limit");
+  check(c.img_size >= 1 && c.img_size <= L::kMaxImgSize,
+        "img_size " + std::to_string(c.img_size) + " outside its limit");
   check(c.patch_size >= 1 && c.patch_size <= c.img_size && c.img_size % c.patch_size == 0,
         "patch_size " + std::to_string(c.patch_size) + " does not divide img_size " + std::to_string(c.img_size));
   check(c.grid() >= 1 && c.grid() <= L::kMaxGrid, "grid " + std::to_string(c.grid()) + " outside its limit");
@@ -33,7 +34,8 @@ void check_accepted(const ms::VitConfig& c) {
     check(std::isfinite(c.mean[i]) && c.mean[i] >= 0 && c.mean[i] <= L::kMaxMean, "mean outside its limit");
     check(std::isfinite(c.std[i]) && c.std[i] >= L::kMinStd && c.std[i] <= L::kMaxStd, "std outside its limit");
   }
-  check(c.global_pool == "token" || c.global_pool == "avg", "global_pool '" + ms::excerpt(c.global_pool) + "' accepted");
+  check(c.global_pool == "token" || c.global_pool == "avg",
+        "global_pool '" + ms::excerpt(c.global_pool) + "' accepted");
   check(c.interpolation == "bicubic" || c.interpolation == "bilinear",
         "interpolation '" + ms::excerpt(c.interpolation) + "' accepted");
 }

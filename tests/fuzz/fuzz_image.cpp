@@ -21,7 +21,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const uint64_t w = static_cast<uint64_t>(image.width), h = static_cast<uint64_t>(image.height);
     check(w <= ms::kMaxImageSide && h <= ms::kMaxImageSide && w * h <= ms::kMaxImagePixels,
           "decoded " + dims + ", outside the decode budget");
-    check(image.pixels.size() == w * h * 3, "a " + dims + " image holds " + std::to_string(image.pixels.size()) + " bytes");
+    check(image.pixels.size() == w * h * 3,
+          "a " + dims + " image holds " + std::to_string(image.pixels.size()) + " bytes");
 
     ms::PreprocessSpec spec;
     spec.resize = 32;

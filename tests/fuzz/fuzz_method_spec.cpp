@@ -30,8 +30,8 @@ Block make_block(int64_t batch, int64_t tokens, int layer) {
   Block b;
   b.x = at::sin(i * 0.37 + layer);
   b.keys = at::cos(i * 0.11 + 0.5 * layer) + at::sin(i * 1.3);
-  const at::Tensor logits = at::sin(at::arange(batch * kHeads * tokens * tokens, f) * 0.7 + layer)
-                                .reshape({batch, kHeads, tokens, tokens});
+  const at::Tensor logits =
+      at::sin(at::arange(batch * kHeads * tokens * tokens, f) * 0.7 + layer).reshape({batch, kHeads, tokens, tokens});
   b.attn = at::softmax(logits * 3.0, -1);
   b.size = at::ones({batch, tokens}, f);
   return b;
@@ -39,8 +39,8 @@ Block make_block(int64_t batch, int64_t tokens, int layer) {
 
 void check_plan(const ms::ReductionPlan& plan, int64_t batch, int64_t tokens, int prefix, const std::string& where) {
   if (!plan.dest.defined()) {
-    check(plan.tokens == tokens, where + ": no plan, but " + std::to_string(plan.tokens) + " tokens out of " +
-                                     std::to_string(tokens));
+    check(plan.tokens == tokens,
+          where + ": no plan, but " + std::to_string(plan.tokens) + " tokens out of " + std::to_string(tokens));
     return;
   }
   check(plan.tokens >= prefix && plan.tokens <= tokens,
@@ -53,13 +53,16 @@ void check_plan(const ms::ReductionPlan& plan, int64_t batch, int64_t tokens, in
     std::vector<int> count(static_cast<size_t>(plan.tokens), 0);
     for (int64_t t = 0; t < tokens; ++t) {
       const int64_t slot = d[b * tokens + t];
-      check(slot >= -1 && slot < plan.tokens, where + ": token " + std::to_string(t) + " goes to slot " + std::to_string(slot));
+      check(slot >= -1 && slot < plan.tokens,
+            where + ": token " + std::to_string(t) + " goes to slot " + std::to_string(slot));
       if (slot >= 0) ++count[static_cast<size_t>(slot)];
       if (t < prefix) check(slot >= 0, where + ": prefix token " + std::to_string(t) + " was dropped");
     }
-    for (int64_t s = 0; s < plan.tokens; ++s) check(count[static_cast<size_t>(s)] > 0, where + ": output slot " + std::to_string(s) + " is empty");
+    for (int64_t s = 0; s < plan.tokens; ++s)
+      check(count[static_cast<size_t>(s)] > 0, where + ": output slot " + std::to_string(s) + " is empty");
     for (int64_t t = 0; t < prefix; ++t)
-      check(count[static_cast<size_t>(d[b * tokens + t])] == 1, where + ": prefix token " + std::to_string(t) + " was merged");
+      check(count[static_cast<size_t>(d[b * tokens + t])] == 1,
+            where + ": prefix token " + std::to_string(t) + " was merged");
   }
   if (plan.energy.defined()) check(plan.energy.sizes() == dest.sizes(), where + ": energy has the wrong shape");
   if (plan.margin.defined()) check(plan.margin.sizes() == dest.sizes(), where + ": margin has the wrong shape");
@@ -70,9 +73,9 @@ void run_model(ms::Reducer& reducer, int64_t batch, int prefix, bool record) {
   int64_t tokens = 17;
   for (int layer = 0; layer < kDepth; ++layer) {
     const Block blk = make_block(batch, tokens, layer);
-    const ms::ReducerContext ctx{blk.x,  blk.keys, reducer.wants_attention() ? &blk.attn : nullptr,
-                                 blk.size, layer,   kDepth,
-                                 prefix, prefix == 2, record, record};
+    const ms::ReducerContext ctx{
+        blk.x,  blk.keys, reducer.wants_attention() ? &blk.attn : nullptr, blk.size, layer, kDepth, prefix, prefix == 2,
+        record, record};
     const ms::ReductionPlan plan = reducer.plan(ctx);
     const std::string where = reducer.spec() + " block " + std::to_string(layer);
     check_plan(plan, batch, tokens, prefix, where);
@@ -92,9 +95,9 @@ void check_accepted(ms::Reducer& reducer) {
     int tokens = 196 + prefix;
     for (int layer = 0; layer < 12; ++layer) {
       const int next = reducer.predict_tokens(layer, 12, tokens, prefix);
-      check(next < 0 || (next >= prefix && next <= tokens),
-            canonical + ": predict_tokens(block " + std::to_string(layer) + ", " + std::to_string(tokens) + ") = " +
-                std::to_string(next));
+      check(next < 0 || (next >= prefix && next <= tokens), canonical + ": predict_tokens(block " +
+                                                                std::to_string(layer) + ", " + std::to_string(tokens) +
+                                                                ") = " + std::to_string(next));
       const double macs = reducer.matching_macs(tokens, prefix, 64);
       check(std::isfinite(macs) && macs >= 0, canonical + ": matching_macs " + std::to_string(macs));
       if (next < 0) break;

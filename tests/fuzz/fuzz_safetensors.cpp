@@ -31,7 +31,8 @@ void check_accepted(const std::vector<char>& bytes, const ms::SafetensorsFile& f
   const uint64_t data_size = bytes.size() - 8 - n;
   uint64_t covered = 0;
   for (const auto& [name, t] : file.tensors) {
-    check(t.defined() && t.device().is_cpu() && t.is_contiguous(), "tensor '" + name + "' is not a contiguous CPU tensor");
+    check(t.defined() && t.device().is_cpu() && t.is_contiguous(),
+          "tensor '" + name + "' is not a contiguous CPU tensor");
     covered += t.nbytes();
   }
   // Overlaps and gaps are refused, so the tensors' bytes add up to the data section exactly.
@@ -45,7 +46,8 @@ void check_accepted(const std::vector<char>& bytes, const ms::SafetensorsFile& f
   check(again.tensors.size() == file.tensors.size(), "tensor count changed in a write/read round trip");
   for (const auto& [name, t] : file.tensors) {
     const auto it = again.tensors.find(name);
-    check(it != again.tensors.end() && same_bytes(t, it->second), "tensor '" + name + "' changed in a write/read round trip");
+    check(it != again.tensors.end() && same_bytes(t, it->second),
+          "tensor '" + name + "' changed in a write/read round trip");
   }
 }
 
