@@ -22,7 +22,10 @@ std::shared_ptr<const Model> load_model_from_args(const Args& args) {
   const std::string device = args.get("device", "cpu");
   if (device != "cpu") {
     if (device != "cuda" && device.rfind("cuda:", 0) != 0) fail("--device", "'" + device + "' is not cpu or cuda[:N]");
-    if (!at::hasCUDA()) fail("--device", "cuda: this LibTorch has no CUDA, or sees no GPU (see README, GPU)");
+    if (!at::hasCUDA())
+      fail("--device",
+           "cuda: built without CUDA, or no GPU visible (this LibTorch is CPU-only or finds no device; "
+           "see README, GPU)");
   }
   const Dtype dtype = parse_dtype(args.get("dtype", "fp32"), "--dtype");
   auto model = load(args, c10::Device(device));
