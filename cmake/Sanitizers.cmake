@@ -31,7 +31,8 @@ if(MERGESCOPE_SANITIZE)
   #                      exactly 1, so a report there must not look like a clean refusal.
   #   handle_abort=1     a stack for SIGABRT too (std::terminate from an exception nobody catches).
   #   detect_leaks=1     the default, stated: LibTorch, OpenBLAS and libgomp keep their process-wide state
-  #                      reachable, so LeakSanitizer reports nothing from them and no suppression file is needed.
+  #                      reachable, so LeakSanitizer reports nothing from them; fontconfig's caches (through
+  #                      Cairo's text) are the one suppression (lsan.supp).
   # Left at their defaults because nothing needed them: alloc_dealloc_mismatch (LibTorch allocates and frees
   # through the same operators, which ASan intercepts process-wide), detect_container_overflow (libstdc++
   # annotates containers only under _GLIBCXX_SANITIZE_VECTOR, which nothing here defines), protect_shadow_gap
@@ -39,7 +40,10 @@ if(MERGESCOPE_SANITIZE)
   set(MERGESCOPE_ASAN_OPTIONS "abort_on_error=1:handle_abort=1:detect_leaks=1")
   # UBSan: a stack for each report; -fno-sanitize-recover=all already makes every report fatal.
   set(MERGESCOPE_UBSAN_OPTIONS "print_stacktrace=1:abort_on_error=1")
-  set(MERGESCOPE_SANITIZER_ENV "ASAN_OPTIONS=${MERGESCOPE_ASAN_OPTIONS}" "UBSAN_OPTIONS=${MERGESCOPE_UBSAN_OPTIONS}")
+  # LeakSanitizer: fontconfig's process-wide caches, which Cairo's text fills (cmake/lsan.supp says why).
+  set(MERGESCOPE_LSAN_OPTIONS "suppressions=${CMAKE_CURRENT_LIST_DIR}/lsan.supp:print_suppressions=0")
+  set(MERGESCOPE_SANITIZER_ENV "ASAN_OPTIONS=${MERGESCOPE_ASAN_OPTIONS}" "UBSAN_OPTIONS=${MERGESCOPE_UBSAN_OPTIONS}"
+                               "LSAN_OPTIONS=${MERGESCOPE_LSAN_OPTIONS}")
   # File:line in the stacks: the runtimes look for "llvm-symbolizer" on PATH, which Debian's llvm-14 installs
   # only as llvm-symbolizer-14.
   find_program(MERGESCOPE_LLVM_SYMBOLIZER NAMES llvm-symbolizer llvm-symbolizer-14)
