@@ -230,9 +230,23 @@ std::string color_for_method(const std::string& method_spec) {
       first == std::string::npos ? std::string() : family.substr(first, family.find_last_not_of(" \t") - first + 1);
   for (char& c : family) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   static const std::vector<std::pair<std::string, std::string>> known = {
-      {"none", "#000000"},        {"baseline", "#000000"}, {"tome", "#0072b2"},    {"pitome", "#d55e00"},
-      {"pitome-code", "#cc79a7"}, {"random", "#999999"},   {"ltmp", "#009e73"},    {"ltp", "#e69f00"},
-      {"cluster", "#56b4e9"},     {"kmeans", "#56b4e9"},   {"k-means", "#56b4e9"},
+      {"none", "#000000"},
+      {"baseline", "#000000"},
+      {"tome", "#0072b2"},
+      {"pitome", "#d55e00"},
+      {"pitome-code", "#cc79a7"},
+      {"random", "#999999"},
+      {"ltmp", "#009e73"},
+      {"ltp", "#e69f00"},
+      {"cluster", "#56b4e9"},
+      {"kmeans", "#56b4e9"},
+      {"k-means", "#56b4e9"},
+      // the methods PiToMe is compared against (Paul Tol's muted/vibrant colours, distinct from the above)
+      {"tofu", "#882255"},
+      {"mctf", "#44aa99"},
+      {"dct", "#997700"},
+      {"diffrate", "#332288"},
+      {"evit", "#ee3377"},
   };
   for (const auto& [name, color] : known)
     if (family == name) return color;

@@ -171,6 +171,8 @@ void SpectralReport::add_image(const std::vector<ImageTrace>& traces, int refere
   // are written by the reference method's pairs alone), so the pairs run in parallel; the eigensolvers inside
   // are single-threaded.
   const int64_t M = static_cast<int64_t>(traces.size());
+  for (int64_t m = 0; m < M; ++m)
+    for (const LayerTrace& lt : traces[m].layers) row(methods_[m]).mixes_all |= lt.mixes_all;
   at::parallel_for(0, M * depth_, 1, [&](int64_t begin, int64_t end) {
     for (int64_t item = begin; item < end; ++item) {
       const size_t m = static_cast<size_t>(item / depth_);
@@ -268,8 +270,10 @@ void write_summary_json(const SpectralReport& rep, const std::string& path, cons
                                                   std::to_string(rep.options().dense_limit) + " nodes)"
                                             : "all eigenvalues";
   j["sd_pruned"] = "null (undefined) after a block that pruned tokens: Theorem 1 describes coarsening only";
+  j["sd_mixes_all"] = "null (undefined) for a method whose tokens mix all patch tokens (dct): no partition exists";
   for (const auto& r : rep.rows()) {
     nlohmann::json m;
+    if (r.mixes_all) m["mixes_all_tokens"] = true;
     m["tokens"] = means(r.tokens);
     m["sd_theorem_mean"] = means(r.sd_theorem);
     m["sd_theorem_std"] = stds(r.sd_theorem);

@@ -36,6 +36,7 @@ struct EnergyHistogram {
 
 struct MethodSpectra {
   std::string method;
+  bool mixes_all = false;                         // its tokens mix all patches (dct): no partition, SD undefined
   std::vector<RunningStat> sd_theorem, sd_layer;  // per layer
   std::vector<RunningStat> tokens;                // tokens leaving each block
   // Per layer: energies of the block's input tokens, all methods by one formula (the released code's, as the

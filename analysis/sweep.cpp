@@ -153,9 +153,12 @@ SweepMethodRule parse_method(const Json& v, const std::string& source, const std
     }
   }
   if (!rule.match.empty()) {
-    if (rule.method != "pitome" && rule.method != "pitome-code")
-      bad(source, where + ".match", "only pitome and pitome-code take a ratio matched to another method's GMACs");
-    if (!rule.keys.empty()) bad(source, where, "\"match\" sets the ratio; give no other keys with it");
+    if (matchable_strength(rule.method).empty())
+      bad(source, where + ".match",
+          "only tome, pitome, pitome-code, tofu, mctf, dct, diffrate and evit take a strength matched to another "
+          "method's GMACs");
+    if (!rule.keys.empty())
+      bad(source, where, "\"match\" sets the " + matchable_strength(rule.method) + "; give no other keys with it");
   }
   return rule;
 }
@@ -196,18 +199,15 @@ std::string family_of(const std::string& spec) { return spec.substr(0, spec.find
 // before an image: it only reproduces eval as one unit over all images.
 bool draws_in_sequence(const std::string& spec) { return family_of(spec) == "random"; }
 
-// What eval --match-flops does for a bare pitome: the keep ratio (1e-4 grid) whose predicted MACs are closest.
+// What eval --match-macs does for a bare method: the strength whose predicted MACs are closest (analysis/flops.h).
 std::string matched_spec(const SweepMethodRule& rule, const VitConfig& config, const std::string& target,
                          const std::string& source) {
   const auto reducer = make_reducer(target);
   const auto tokens = predicted_tokens(config, *reducer);
   if (tokens.empty())
     bad(source, rule.where + ".match",
-        "'" + target + "' has image-dependent token counts; give pitome a ratio instead");
-  const double gmacs = model_cost(config, tokens, reducer.get()).gmacs();
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%s:ratio=%.4f", rule.method.c_str(), match_pitome_ratio(config, rule.method, gmacs));
-  return buf;
+        "'" + target + "' has image-dependent token counts; give " + rule.method + " its strength instead");
+  return match_strength(config, rule.method, model_cost(config, tokens, reducer.get()).gmacs());
 }
 
 // Learned thresholds are checked for depth only when loaded, so the two tiny models (both 12 blocks) would
@@ -912,7 +912,12 @@ std::string family_name(const std::string& family) {
                                                            {"pitome-code", "PiToMe (code)"},
                                                            {"random", "random merging"},
                                                            {"ltmp", "LTMP"},
-                                                           {"ltp", "LTP"}};
+                                                           {"ltp", "LTP"},
+                                                           {"tofu", "ToFu"},
+                                                           {"mctf", "MCTF"},
+                                                           {"dct", "DCT"},
+                                                           {"diffrate", "DiffRate"},
+                                                           {"evit", "EViT"}};
   const auto it = names.find(family);
   return it == names.end() ? family : it->second;
 }

@@ -2,8 +2,9 @@
 // --match-macs, the app, and calibrate's differentiable MACs ratio. Per block with n tokens entering attention,
 // m leaving the reduction (entering the MLP), width C and MLP hidden width H: qkv and proj 4nC^2, QK^T and AV
 // 2n^2C, MLP 2mCH multiply-accumulates; plus the patch embedding, the head and the reducer's own similarity
-// matrices. Figures are MACs, which is what the ToMe and PiToMe papers (and fvcore) report as "FLOPs"; multiply
-// by 2 for floating-point operations.
+// matrices. A reducer acting before the attention (MCTF) computes q, k and QK^T on the n tokens entering and v,
+// proj and PV on the m it keeps; one acting after the MLP (DCT) runs the whole block on n. Figures are MACs, which is
+// what the ToMe and PiToMe papers (and fvcore) report as "FLOPs"; multiply by 2 for floating-point operations.
 #pragma once
 
 #include <vector>

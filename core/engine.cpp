@@ -105,6 +105,11 @@ std::pair<at::Tensor, at::Tensor> apply_plan(const at::Tensor& x, const at::Tens
   return apply_plan_aten(x, size, dest, tokens);
 }
 
+at::Tensor merge_sizes(const at::Tensor& size, const at::Tensor& dest, int64_t tokens) {
+  const at::Tensor index = at::where(dest < 0, at::full({}, tokens, dest.options()), dest);
+  return at::zeros({size.size(0), tokens + 1}, size.options()).scatter_add_(1, index, size).slice(1, 0, tokens);
+}
+
 void check_finite_logits(const at::Tensor& logits, const Model& model, const std::vector<std::string>& images) {
   if (at::isfinite(logits).all().item<bool>()) return;
   const at::Tensor rows_2d = logits.dim() >= 2 ? logits.flatten(1) : logits.reshape({1, -1});
@@ -180,26 +185,26 @@ RunResult run(const Model& model, const at::Tensor& images, Reducer* reducer, co
     }
   }
   const bool prop_attn = reducer && reducer->proportional_attention();
+  const ReducerStage stage = reducer ? reducer->stage() : ReducerStage::AfterAttention;
   const bool trace_energy = options.trace && (options.trace_energy || options.released_energy);
   const std::vector<uint64_t> keys_of_images =
       reducer && reducer->wants_image_keys() ? reduce::content_keys(images) : std::vector<uint64_t>{};
+  at::Tensor attn_size = size;  // sizes proportional attention uses (DiffRate keeps its own)
+  bool mixed = false;           // a block mixed all tokens (DCT): no partition from there on
   const auto t_blocks = Clock::now();
   for (int l = 0; l < c.depth; ++l) {
     at::Tensor keys_mean, attn;
     const bool want_attn = reducer && reducer->wants_attention();
-    const auto t_attn = Clock::now();
-    x.add_(model.attention(x, l, prop_attn ? &log_size : nullptr,
-                           reducer || options.trace_keys || trace_energy ? &keys_mean : nullptr,
-                           want_attn ? &attn : nullptr));
-    result.attention_seconds += seconds_since(t_attn);
+    const bool want_keys = reducer || options.trace_keys || trace_energy;
     const int64_t n_in = x.size(1);
     ReductionPlan plan;
     at::Tensor pruned_now;  // [B,N0] original tokens whose token this block pruned (trace only)
-    const auto t_reduce = Clock::now();
-    if (reducer) {
+    // Plans and applies a reduction of x at the reducer's stage.
+    auto reduce_here = [&](const at::Tensor& probs) {
+      const auto t_reduce = Clock::now();
       const ReducerContext ctx{x,
                                keys_mean,
-                               want_attn ? &attn : nullptr,
+                               want_attn ? &probs : nullptr,
                                size,
                                l,
                                c.depth,
@@ -207,11 +212,23 @@ RunResult run(const Model& model, const at::Tensor& images, Reducer* reducer, co
                                c.distilled,
                                trace_energy && !options.released_energy,
                                options.trace,
-                               reducer->wants_image_keys() ? &keys_of_images : nullptr};
+                               reducer->wants_image_keys() ? &keys_of_images : nullptr,
+                               &attn_size};
       plan = reducer->plan(ctx);
-      if (plan.dest.defined()) {
-        std::tie(x, size) = apply_plan(x, size, plan.dest, plan.tokens);
-        if (prop_attn) log_size = size.log();
+      if (plan.mixes_all) {
+        x = plan.x;
+        size = at::ones({B, x.size(1)}, size.options());
+        attn_size = size;
+        mixed = true;
+      } else if (plan.dest.defined()) {
+        if (plan.x.defined()) {
+          size = merge_sizes(size, plan.dest, plan.tokens);
+          x = plan.x;
+        } else {
+          std::tie(x, size) = apply_plan(x, size, plan.dest, plan.tokens);
+        }
+        attn_size = plan.attention_size.defined() ? plan.attention_size : size;
+        if (prop_attn) log_size = attn_size.log();
         if (options.trace) {
           // Original tokens already pruned (-1) stay pruned; the rest follow their token to its slot.
           const at::Tensor before = source;
@@ -219,8 +236,33 @@ RunResult run(const Model& model, const at::Tensor& images, Reducer* reducer, co
           pruned_now = (before >= 0) & (source < 0);
         }
       }
+      result.reducer_seconds += seconds_since(t_reduce);
+    };
+    const auto t_attn = Clock::now();
+    if (stage == ReducerStage::BeforeAttention) {
+      // The block's attention on the tokens entering it, the reduction, then the attention output of the
+      // reduced tokens under the fused probabilities the plan returns (MCTF's one-step-ahead attention).
+      attn = model.attention_probs(x, l, prop_attn ? &log_size : nullptr, &keys_mean);
+      result.attention_seconds += seconds_since(t_attn);
+      reduce_here(attn);
+      const auto t_attn2 = Clock::now();
+      if (plan.dest.defined()) {
+        if (!plan.attn.defined()) fail(reducer->spec(), "a plan before the attention must give the fused attention");
+        x.add_(model.attention_with_probs(x, l, plan.attn));
+      } else {
+        x.add_(model.attention(x, l, prop_attn ? &log_size : nullptr));
+      }
+      result.attention_seconds += seconds_since(t_attn2);
+    } else {
+      x.add_(model.attention(x, l, prop_attn ? &log_size : nullptr, want_keys ? &keys_mean : nullptr,
+                             want_attn ? &attn : nullptr));
+      result.attention_seconds += seconds_since(t_attn);
+      if (reducer && stage == ReducerStage::AfterAttention) reduce_here(attn);
     }
-    result.reducer_seconds += seconds_since(t_reduce);
+    const auto t_mlp = Clock::now();
+    x.add_(model.mlp(x, l));
+    result.mlp_seconds += seconds_since(t_mlp);
+    if (reducer && stage == ReducerStage::AfterMlp) reduce_here(attn);
     result.tokens_per_layer.push_back(static_cast<int>(x.size(1)));
     if (options.trace) {
       if (trace_energy && (options.released_energy || !plan.energy.defined()))
@@ -229,8 +271,15 @@ RunResult run(const Model& model, const at::Tensor& images, Reducer* reducer, co
         LayerTrace lt;
         lt.tokens_in = static_cast<int>(n_in);
         lt.tokens = static_cast<int>(x.size(1));
-        const at::Tensor src = source[b].to(at::kInt).contiguous();
-        lt.cluster_of_token.assign(src.data_ptr<int32_t>(), src.data_ptr<int32_t>() + N0);
+        if (mixed) {
+          // Every output token mixes all patch tokens: prefix tokens keep their slot, the rest have no group.
+          lt.mixes_all = true;
+          lt.cluster_of_token.assign(N0, -1);
+          for (int t = 0; t < prefix; ++t) lt.cluster_of_token[t] = t;
+        } else {
+          const at::Tensor src = source[b].to(at::kInt).contiguous();
+          lt.cluster_of_token.assign(src.data_ptr<int32_t>(), src.data_ptr<int32_t>() + N0);
+        }
         lt.sizes = to_vector(size[b]);
         if (plan.energy.defined()) lt.energy = to_vector(plan.energy[b]);
         if (plan.margin.defined()) lt.margin = to_vector(plan.margin[b]);
@@ -246,9 +295,6 @@ RunResult run(const Model& model, const at::Tensor& images, Reducer* reducer, co
         result.traces[b].layers.push_back(std::move(lt));
       }
     }
-    const auto t_mlp = Clock::now();
-    x.add_(model.mlp(x, l));
-    result.mlp_seconds += seconds_since(t_mlp);
   }
   result.block_seconds = seconds_since(t_blocks);
   result.tokens_per_image.assign(B, result.tokens_per_layer);

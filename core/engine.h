@@ -45,6 +45,8 @@ void check_finite_logits(const at::Tensor& logits, const Model& model, const std
 // Tokens whose slot is -1 are dropped.
 std::pair<at::Tensor, at::Tensor> apply_plan(const at::Tensor& x, const at::Tensor& size, const at::Tensor& dest,
                                              int64_t tokens);
+// Sizes only: the member counts of the slots of a plan (pruned tokens, slot -1, count nowhere).
+at::Tensor merge_sizes(const at::Tensor& size, const at::Tensor& dest, int64_t tokens);
 // The same with ATen scatter_add on any device: what apply_plan runs off the CPU fast path (also its test reference).
 std::pair<at::Tensor, at::Tensor> apply_plan_aten(const at::Tensor& x, const at::Tensor& size, const at::Tensor& dest,
                                                   int64_t tokens);

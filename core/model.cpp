@@ -385,6 +385,55 @@ at::Tensor Model::attention_bf16(const at::Tensor& h, int layer, int64_t B, int6
   return y;
 }
 
+// Both halves in plain ATen: only MCTF's acting blocks use them. In bf16 the products take bf16 operands as in
+// attention_bf16 (low() rounds), the softmax runs in fp32.
+at::Tensor Model::qkv_rows(const at::Tensor& x, int layer, int64_t part, int64_t parts) const {
+  const VitConfig& c = config_;
+  const BlockWeights& b = blocks_[layer];
+  const bool bf = dtype_ == Dtype::BFloat16;
+  const BlockWeights& w = bf ? low_[layer] : b;
+  const int64_t C = c.embed_dim;
+  at::Tensor h = at::layer_norm(x, {C}, b.norm1_w, b.norm1_b, c.norm_eps).view({x.size(0) * x.size(1), C});
+  if (bf) h = low(h);
+  const at::Tensor weight = w.qkv_w.slice(0, part * C, (part + parts) * C);
+  at::Tensor out = w.qkv_b.defined() ? at::addmm(w.qkv_b.slice(0, part * C, (part + parts) * C), h, weight.t())
+                                     : at::mm(h, weight.t());
+  return bf ? low(out) : out;
+}
+
+at::Tensor Model::attention_probs(const at::Tensor& x, int layer, const at::Tensor* log_size,
+                                  at::Tensor* keys_mean) const {
+  const VitConfig& c = config_;
+  const int64_t B = x.size(0), N = x.size(1), Hh = c.num_heads, D = c.head_dim();
+  // q and k only: v is computed after the fusion
+  const at::Tensor qk = qkv_rows(x, layer, 0, 2).view({B, N, 2, Hh, D}).permute({2, 0, 3, 1, 4}).contiguous();
+  if (keys_mean) *keys_mean = qk[1].to(at::kFloat).mean(1);
+  const at::Tensor q = qk[0].view({B * Hh, N, D}), k = qk[1].view({B * Hh, N, D});
+  at::Tensor logits = at::bmm(q, k.transpose(1, 2));
+  if (dtype_ == Dtype::BFloat16) logits = low(logits).to(at::kFloat);
+  logits.mul_(1.0 / std::sqrt(static_cast<double>(D)));
+  if (log_size && log_size->defined()) logits.view({B, Hh, N, N}).add_(log_size->view({B, 1, 1, N}));
+  return at::_softmax(logits, -1, false).view({B, Hh, N, N});
+}
+
+at::Tensor Model::attention_with_probs(const at::Tensor& x, int layer, const at::Tensor& probs) const {
+  const VitConfig& c = config_;
+  const BlockWeights& b = blocks_[layer];
+  const bool bf = dtype_ == Dtype::BFloat16;
+  const BlockWeights& w = bf ? low_[layer] : b;
+  const int64_t B = x.size(0), N = x.size(1), C = c.embed_dim, Hh = c.num_heads, D = c.head_dim();
+  const at::Tensor v = qkv_rows(x, layer, 2, 1).view({B, N, Hh, D}).transpose(1, 2).reshape({B * Hh, N, D});
+  const at::Tensor p = bf ? low(probs.reshape({B * Hh, N, N})) : probs.reshape({B * Hh, N, N});
+  at::Tensor out = at::bmm(p, v);
+  if (bf) out = low(out);
+  out = out.view({B, Hh, N, D}).transpose(1, 2).reshape({B * N, C});
+  at::Tensor y = at::addmm(w.proj_b, out, w.proj_w.t());
+  if (bf) y = low(y).to(at::kFloat);
+  y = y.view({B, N, C});
+  if (b.ls1.defined()) y.mul_(b.ls1);
+  return y;
+}
+
 at::Tensor Model::mlp(const at::Tensor& x, int layer) const {
   const VitConfig& c = config_;
   const BlockWeights& b = blocks_[layer];

@@ -56,6 +56,14 @@ class Model {
   at::Tensor attention(const at::Tensor& x, int layer, const at::Tensor* log_size = nullptr,
                        at::Tensor* keys_mean = nullptr, at::Tensor* attn_probs = nullptr) const;
 
+  // The two halves of the attention branch for a reducer that fuses tokens between them (MCTF's one-step-ahead
+  // attention): the probabilities [B,H,N,N] of block `layer` on x (softmax of q k^T / sqrt(d) + log_size), with
+  // the keys averaged over heads in `keys_mean` when non-null; and the branch's output (LayerScale applied,
+  // residual not added) of tokens x [B,M,C] under given probabilities [B,H,M,M]: proj(P v(LN1(x))).
+  at::Tensor attention_probs(const at::Tensor& x, int layer, const at::Tensor* log_size,
+                             at::Tensor* keys_mean = nullptr) const;
+  at::Tensor attention_with_probs(const at::Tensor& x, int layer, const at::Tensor& probs) const;
+
   // MLP branch of block `layer` (LayerNorm inside, LayerScale applied, residual not added).
   at::Tensor mlp(const at::Tensor& x, int layer) const;
 
@@ -71,6 +79,8 @@ class Model {
  private:
   Model() = default;
   void assign(const StateDict& weights, const std::string& source);
+  // LN1(x) times rows [part C, (part + parts) C) of block `layer`'s qkv projection (q = part 0, k = 1, v = 2).
+  at::Tensor qkv_rows(const at::Tensor& x, int layer, int64_t part, int64_t parts) const;
   at::Tensor attention_bf16(const at::Tensor& h, int layer, int64_t B, int64_t N, const at::Tensor* log_size,
                             at::Tensor* keys_mean, at::Tensor* attn_probs) const;
 

@@ -19,6 +19,8 @@ struct LayerTrace {
   std::vector<float> keys;                // block keys averaged over heads [tokens_in x key_dim], when recorded
   int key_dim = 0;
   std::string note;             // e.g. "r clamped from 16 to 10"
+  bool mixes_all = false;       // this block or an earlier one mixed all tokens into every output (DCT): there
+                                // is no partition; cluster_of_token holds only the prefix tokens (others -1)
   std::vector<int32_t> pruned;  // original tokens this block pruned (not merged); their
                                 // cluster_of_token is -1 from this layer on
 };

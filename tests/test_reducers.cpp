@@ -468,7 +468,7 @@ TEST(ApplyPlan, IdentityPlanKeepsTokens) {
 }
 
 // ---------------------------------------------------------------------------------------------------------
-// 6. match_pitome_ratio
+// 6. match_strength for pitome / pitome-code (the keep ratio)
 
 double pitome_gmacs(const VitConfig& c, const std::string& method, double ratio) {
   char spec[64];
@@ -485,7 +485,9 @@ TEST(MatchPitomeRatio, MatchesTomeR13) {
   ASSERT_LT(target, none);
   for (const std::string method : {"pitome", "pitome-code"}) {
     SCOPED_TRACE(method);
-    const double ratio = match_pitome_ratio(c, method, target);
+    const std::string spec = match_strength(c, method, target);
+    ASSERT_EQ(spec.rfind(method + ":ratio=", 0), 0u) << spec;
+    const double ratio = std::stod(spec.substr(spec.find('=') + 1));
     EXPECT_GE(ratio, 0.5);
     EXPECT_LE(ratio, 1.0);
     EXPECT_NEAR(ratio * 1e4, std::round(ratio * 1e4), 1e-6) << "not on the 1e-4 grid: " << ratio;

@@ -1,4 +1,6 @@
-// ToMe and PiToMe inside the engine reproduce the official implementations (golden/README.md): identical
+// Every reducer inside the engine reproduces its released implementation: ToMe and PiToMe against the shared
+// golden file (golden/README.md), ToFu, MCTF, DiffRate and EViT against tests/golden/<method>.safetensors (made by
+// scripts/golden/make_<method>.py with the released code; same layout, the shared file's input): identical
 // token counts per layer, partitions identical at every layer or different only after a decision whose
 // margin in our run is below kTieTolerance (analysis/trace_compare.h: a near-tie another BLAS kernel may
 // break either way; that image's later layers are then not compared), logits within the stated tolerance
@@ -21,6 +23,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 
 namespace ms {
 namespace {
@@ -34,7 +37,16 @@ std::string blas_kernel_name() {
 struct Setting {
   const char* golden;
   const char* spec;
+  const char* file = nullptr;  // tests/golden/<file>.safetensors; nullptr: the shared golden file
 };
+
+// The project's golden files, by method name (loaded once).
+const SafetensorsFile& project_golden(const std::string& name) {
+  static std::map<std::string, SafetensorsFile> files;
+  auto it = files.find(name);
+  if (it == files.end()) it = files.emplace(name, read_safetensors("tests/golden/" + name + ".safetensors")).first;
+  return it->second;
+}
 
 class ReducerGolden : public ::testing::TestWithParam<Setting> {
  protected:
@@ -69,11 +81,11 @@ struct GoldenCheck {
 };
 
 GoldenCheck check_against_golden(const Model& model, const SafetensorsFile& golden, const std::string& key,
-                                 Reducer* reducer) {
+                                 Reducer* reducer, const at::Tensor& input) {
   RunOptions options;
   options.trace = true;
   c10::InferenceMode guard;
-  const RunResult r = run(model, golden.tensors.at("input"), reducer, options);
+  const RunResult r = run(model, input, reducer, options);
   GoldenCheck check;
   const at::Tensor tokens = golden.tensors.at(key + ".tokens_per_layer");
   for (int64_t l = 0; l < tokens.size(0); ++l)
@@ -106,10 +118,17 @@ std::string joined(const std::vector<std::string>& lines) {
   return out;
 }
 
+GoldenCheck check_against_golden(const Model& model, const SafetensorsFile& golden, const std::string& key,
+                                 Reducer* reducer) {
+  return check_against_golden(model, golden, key, reducer, golden.tensors.at("input"));
+}
+
 TEST_P(ReducerGolden, MatchesOfficialCode) {
   const Setting s = GetParam();
   auto reducer = make_reducer(s.spec);
-  const GoldenCheck check = check_against_golden(*model_, *golden_, s.golden, reducer.get());
+  const GoldenCheck check = s.file ? check_against_golden(*model_, project_golden(s.file), s.golden, reducer.get(),
+                                                          golden_->tensors.at("input"))
+                                   : check_against_golden(*model_, *golden_, s.golden, reducer.get());
   EXPECT_TRUE(check.failures.empty()) << joined(check.failures);
   std::printf("%s: %d images identical at every layer, %d ties; logits max error %.2e of max |logit|\n", s.golden,
               check.identical, check.ties, check.logit_error);
@@ -119,17 +138,29 @@ TEST_P(ReducerGolden, MatchesOfficialCode) {
   RecordProperty("relative_max_error", text);
 }
 
-INSTANTIATE_TEST_SUITE_P(Golden, ReducerGolden,
-                         ::testing::Values(Setting{"none", "none"}, Setting{"tome_r8", "tome:r=8"},
-                                           Setting{"tome_r13", "tome:r=13"},
-                                           Setting{"tome_r16_noprop", "tome:r=16,prop_attn=0"},
-                                           Setting{"pitome_code_0.9", "pitome-code:ratio=0.9"}),
-                         [](const auto& info) {
-                           std::string n = info.param.golden;
-                           for (char& ch : n)
-                             if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
-                           return n;
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    Golden, ReducerGolden,
+    ::testing::Values(
+        Setting{"none", "none"}, Setting{"tome_r8", "tome:r=8"}, Setting{"tome_r13", "tome:r=13"},
+        Setting{"tome_r16_noprop", "tome:r=16,prop_attn=0"}, Setting{"pitome_code_0.9", "pitome-code:ratio=0.9"},
+        Setting{"tofu_0.95", "tofu:ratio=0.95", "tofu"}, Setting{"tofu_0.9", "tofu:ratio=0.9", "tofu"},
+        Setting{"tofu_0.875", "tofu:ratio=0.875", "tofu"}, Setting{"mctf_r8", "mctf:r=8", "mctf"},
+        Setting{"mctf_r13", "mctf:r=13", "mctf"}, Setting{"mctf_r16", "mctf:r=16", "mctf"},
+        Setting{"mctf_fast_0.35", "mctf:r=0.35,blocks=3;6;9", "mctf"},
+        Setting{"diffrate_ratio0.95", "diffrate:ratio=0.95", "diffrate"},
+        Setting{"diffrate_r13", "diffrate:r=13", "diffrate"}, Setting{"diffrate_r16", "diffrate:r=16", "diffrate"},
+        Setting{"diffrate_sched_deit_t_0.7",
+                "diffrate:prune=197;196;194;180;150;123;98;82;68;60;52;3,"
+                "merge=197;196;192;158;133;103;88;72;64;58;49;3",
+                "diffrate"},
+        Setting{"evit_0.8", "evit:keep=0.8", "evit"}, Setting{"evit_0.7", "evit", "evit"},
+        Setting{"evit_0.5", "evit:keep=0.5", "evit"}, Setting{"evit_0.7_nofuse", "evit:keep=0.7,fuse=0", "evit"}),
+    [](const auto& info) {
+      std::string n = info.param.golden;
+      for (char& ch : n)
+        if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
+      return n;
+    });
 
 // ---- mutations: the comparator must fail each of them on the golden images
 
@@ -205,6 +236,47 @@ TEST_F(ReducerGolden, CatchesNegatedMargins) {
       EXPECT_EQ(c.outcome, PartitionComparison::Outcome::kMismatch) << spec;
       EXPECT_NE(c.detail.find("invalid margin"), std::string::npos) << c.detail;
     }
+  }
+}
+
+// ---- DCT: every output token mixes all patch tokens, so there is no partition to compare (its golden file has
+// none). The transform itself equals the released one bit for bit on the golden unit vectors (the same ATen
+// calls in the same order); the model's logits are compared with kLogitRelTolFloat16Output (test_util.h: the
+// released code rounds every block's tokens to float16, which turns ~1e-6 differences into float16 steps).
+
+TEST(DctGolden, TransformEqualsReleasedBitForBit) {
+  const SafetensorsFile& g = project_golden("dct");
+  const at::Tensor input = g.tensors.at("unit.input");  // [2, 51, 16]
+  for (const char* ratio : {"0.95", "0.9", "0.86"}) {
+    const at::Tensor expected = g.tensors.at(std::string("unit.") + ratio + ".output");
+    const at::Tensor ours = reduce::dc_transform(input, expected.size(1) - 1);
+    ASSERT_EQ(ours.sizes(), expected.sizes()) << ratio;
+    EXPECT_TRUE(at::equal(ours, expected))
+        << ratio << ": max difference " << (ours - expected).abs().max().item<float>();
+    EXPECT_TRUE(at::equal(ours.slice(1, 1), ours.slice(1, 1).to(at::kHalf).to(at::kFloat))) << "not float16 values";
+    EXPECT_TRUE(at::equal(ours.slice(1, 0, 1), input.slice(1, 0, 1))) << "CLS changed";
+  }
+}
+
+TEST_F(ReducerGolden, DctMatchesReleasedCode) {
+  const SafetensorsFile& g = project_golden("dct");
+  for (const char* ratio : {"0.95", "0.9", "0.86"}) {
+    const std::string key = std::string("dct_") + ratio;
+    auto reducer = make_reducer(std::string("dct:ratio=") + ratio);
+    RunOptions options;
+    options.trace = true;
+    c10::InferenceMode guard;
+    const RunResult r = run(*model_, golden_->tensors.at("input"), reducer.get(), options);
+    const at::Tensor tokens = g.tensors.at(key + ".tokens_per_layer");
+    ASSERT_EQ(static_cast<int64_t>(r.tokens_per_layer.size()), tokens.size(0));
+    for (int64_t l = 0; l < tokens.size(0); ++l) EXPECT_EQ(r.tokens_per_layer[l], tokens[l].item<int64_t>()) << key;
+    const at::Tensor ref = g.tensors.at(key + ".logits");
+    const double err = test::relative_max_error(r.logits, ref);
+    EXPECT_LT(err, test::kLogitRelTolFloat16Output) << key;
+    EXPECT_TRUE(at::equal(r.logits.argmax(1).cpu(), ref.argmax(1))) << key;
+    for (const auto& trace : r.traces)  // the trace says there is no partition instead of drawing one
+      for (const auto& lt : trace.layers) EXPECT_TRUE(lt.mixes_all) << key;
+    std::printf("%s: tokens identical, logits max error %.2e of max |logit|\n", key.c_str(), err);
   }
 }
 

@@ -11,6 +11,12 @@ namespace ms::test {
 // The one place tolerances are stated.
 // Logits: max |a - b| / max |b| (golden/README.md: what a correct float32 implementation reaches).
 constexpr double kLogitRelTol = 1e-4;
+// DCT (reduce/dct.cpp) as released rounds every block's patch tokens to float16 values: a ~1e-6 difference before
+// the rounding (another BLAS kernel, thread count, or this engine vs PyTorch) flips whole float16 steps. Measured
+// (scripts/golden/make_dct.py): the released code itself moves 1.1-1.6e-4 between 1 and 2 threads, and 1.0-1.9e-4
+// with tokens perturbed by 1e-7; so its logits are checked to 1e-3 with the same top-1, and the transform itself
+// bit for bit on unit vectors.
+constexpr double kLogitRelTolFloat16Output = 1e-3;
 // Learned thresholds: the masked training forward with hard masks vs the engine's inference path (same
 // float32 ops in another order) -- the same logits tolerance; FLOPs ratio vs analysis/flops.h's model_cost:
 // relative 1e-6 (float32 sums of MACs counts around 1e9).

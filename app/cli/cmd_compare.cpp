@@ -130,6 +130,10 @@ int cmd_compare(const std::vector<std::string>& argv) {
     const SafetensorsFile ref = read_safetensors(args.get("reference"));
     ref_name = ref.path;
     prefix = args.has("setting") ? args.get("setting") + "." : "";
+    if (!ref.tensors.count(prefix + "cluster_of_token") && ref.tensors.count(prefix + "logits"))
+      fail(ref.path, "no " + prefix +
+                         "cluster_of_token: a reference of a method that mixes all tokens (dct) has no partition to "
+                         "compare (tests/test_reducers_golden.cpp checks its tokens and logits)");
     clusters = tensor(ref, prefix + "cluster_of_token");
     if (clusters.dim() != 3 || clusters.scalar_type() != at::kLong)
       fail(ref.path, prefix + "cluster_of_token must be int64 [images, layers, tokens]");

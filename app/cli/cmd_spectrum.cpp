@@ -43,10 +43,14 @@ int cmd_spectrum(const std::vector<std::string>& argv) {
   const auto model = load_model_from_args(args);
   const VitConfig& c = model->config();
   const std::vector<std::string> specs = resolve_methods(args, c, false);
-  int reference = 0;
-  while (reference + 1 < static_cast<int>(specs.size()) && specs[reference] == "none") ++reference;
   std::vector<std::unique_ptr<Reducer>> reducers;
   for (const auto& s : specs) reducers.push_back(reducer_for(s));
+  // The baselines copy the token counts of the first method that reduces and has a partition (not dct).
+  int reference = 0;
+  auto skip = [&](int m) {
+    return specs[m] == "none" || (reducers[m] && reducers[m]->stage() == ReducerStage::AfterMlp);
+  };
+  while (reference + 1 < static_cast<int>(specs.size()) && skip(reference)) ++reference;
   SpectralReport report(specs, c.depth, so);
   std::vector<std::vector<double>> gmacs(specs.size());
 
@@ -92,6 +96,10 @@ int cmd_spectrum(const std::vector<std::string>& argv) {
   for (const auto& r : report.rows()) {
     double layer_mean = 0;
     for (const auto& s : r.sd_layer) layer_mean += s.mean() / r.sd_layer.size();
+    if (r.mixes_all) {  // dct: every token mixes all patches, so there is no partition and no SD
+      std::printf("%-32s %14s %s\n", r.method.c_str(), "", "no partition: every token mixes all patch tokens");
+      continue;
+    }
     std::printf("%-32s %14.4f %14.4f %14.4f %14.4f\n", r.method.c_str(), r.sd_theorem[report.curve_layer()].mean(),
                 r.sd_theorem.back().mean(), layer_mean, r.sd_layer.back().mean());
   }

@@ -59,7 +59,10 @@ int cmd_trace(const std::vector<std::string>& argv) {
     nlohmann::json l;
     l["tokens_in"] = lt.tokens_in;
     l["tokens"] = lt.tokens;
-    l["cluster_of_token"] = lt.cluster_of_token;
+    if (lt.mixes_all)  // DCT: every output token is a mix of all patch tokens; no partition to give
+      l["mixes_all_tokens"] = true;
+    else
+      l["cluster_of_token"] = lt.cluster_of_token;
     l["sizes"] = lt.sizes;
     nlohmann::json energy = nlohmann::json::array();
     for (float e : lt.energy) energy.push_back(std::isnan(e) ? nlohmann::json(nullptr) : nlohmann::json(e));

@@ -43,30 +43,19 @@ std::vector<std::string> resolve_methods(const Args& args, const VitConfig& conf
   }
   std::vector<std::string> notes;  // printed once every spec is known to be valid and distinct
   for (auto& spec : specs) {
-    if (spec != "pitome" && spec != "pitome-code" && spec != "tome") continue;
-    if (target < 0)
-      fail("--method " + spec,
-           "needs " + std::string(spec == "tome" ? "r= (e.g. tome:r=13)" : "ratio= (e.g. " + spec + ":ratio=0.9)") +
-               " or --match-macs SPEC / --match-gmacs G");
-    char buf[64];
-    if (spec == "tome") {
-      // The constant r whose MACs come closest (r is an integer, so the match is to within one step).
-      int best_r = 0;
-      double best_gap = 1e300;
-      for (int r = 0; r <= config.num_tokens() / 2; ++r) {
-        const auto reducer = make_reducer("tome:r=" + std::to_string(r));
-        const double gap =
-            std::fabs(model_cost(config, predicted_tokens(config, *reducer), reducer.get()).gmacs() - target);
-        if (gap < best_gap - 1e-12) best_gap = gap, best_r = r;
-      }
-      std::snprintf(buf, sizeof buf, "tome:r=%d", best_r);
-    } else {
-      std::snprintf(buf, sizeof buf, "%s:ratio=%.4f", spec.c_str(), match_pitome_ratio(config, spec, target));
+    const std::string key = matchable_strength(spec);  // a bare method name whose strength can be matched
+    if (key.empty()) continue;
+    if (target < 0) {
+      if (spec == "evit" || spec == "mctf") continue;  // their released defaults (keep 0.7; r 16)
+      fail("--method " + spec, "needs " + key + "= (e.g. " + spec + ":" + key + "=" + (key == "r" ? "13" : "0.9") +
+                                   ") or --match-macs SPEC / --match-gmacs G");
     }
+    const std::string matched = match_strength(config, spec, target);
     char note[256];
-    std::snprintf(note, sizeof note, "%s matches %s at %.3f GMACs: %s", spec.c_str(), target_name.c_str(), target, buf);
+    std::snprintf(note, sizeof note, "%s matches %s at %.3f GMACs: %s", spec.c_str(), target_name.c_str(), target,
+                  matched.c_str());
     notes.push_back(note);
-    spec = buf;
+    spec = matched;
   }
   // Every spec is checked before any work starts, and each method may appear once.
   std::vector<std::string> canonical;

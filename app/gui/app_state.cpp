@@ -37,6 +37,13 @@ const std::vector<std::pair<std::string, std::string>>& method_presets() {
       {"pitome:ratio=0.9", "PiToMe (paper), keep 90% per block"},
       {"pitome-code:ratio=0.9", "PiToMe (released code), keep 90%"},
       {"random:r=13", "random pairs, r = 13 (floor)"},
+      // The methods PiToMe is compared against, at ToMe r = 13's GMACs on the 224/16 models (--match-macs)
+      {"tofu:ratio=0.9086", "ToFu (released), prune early, merge late"},
+      {"mctf:r=15", "MCTF (released), one-step-ahead attention"},
+      {"dct:ratio=0.8888", "DCT low-pass (mixes all tokens: no groups)"},
+      {"diffrate:ratio=0.9106", "DiffRate (PiToMe's init), CLS-attention order"},
+      {"evit:keep=0.6224", "EViT, top-k by CLS attention + fused token"},
+      {"evit", "EViT defaults: keep 0.7 at blocks 3, 6, 9"},
   };
   return presets;
 }

@@ -83,6 +83,7 @@ void set_partition(OverlayInputs& in, const PaneResult* result, int layer, FillM
   const ImageTrace& tr = result->trace;
   const LayerTrace& lt = tr.layers[layer];
   const int prefix = tr.prefix_tokens;
+  if (lt.mixes_all) return;  // every token mixes all patches (DCT): one group, no borders, no fill -- nothing to draw
   for (int p = 0; p < P; ++p) in.group[p] = lt.cluster_of_token[prefix + p];
   auto put = [&](int p, std::array<uint8_t, 3> c, uint8_t a) {
     for (int k = 0; k < 3; ++k) in.fill[p * 4 + k] = c[k];

@@ -114,6 +114,8 @@ void pane_facts(const AppState& s, const Pane& pane, const PaneResult* baseline)
     if (l < static_cast<int>(r.spectral_distance.size())) {
       if (std::isfinite(r.spectral_distance[l]))
         ImGui::TextDisabled(" SD %.3f", r.spectral_distance[l]);
+      else if (r.trace.layers[l].mixes_all)
+        ImGui::TextDisabled(" no groups, no SD: every token mixes all patches");
       else
         ImGui::TextDisabled(" SD n/a (tokens pruned)");
     }

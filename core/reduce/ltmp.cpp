@@ -32,7 +32,7 @@ class Ltmp final : public Reducer {
   bool proportional_attention() const override { return true; }
   bool wants_attention() const override { return true; }
   int predict_tokens(int, int, int, int) const override { return -1; }  // image-dependent
-  double matching_macs(int tokens, int, int key_dim) const override {
+  double matching_macs(int tokens, int, int, int key_dim, int) const override {
     return static_cast<double>((tokens + 1) / 2) * (tokens / 2) * key_dim;  // A x B similarities, as ToMe
   }
 

@@ -76,6 +76,13 @@ at::Tensor with_prefix(const at::Tensor& values, int64_t prefix, double fill);
 // per image. Random decisions seeded from it make a spec a pure function of (model, image, spec).
 std::vector<uint64_t> content_keys(const at::Tensor& batch);
 
+// DCT's transforms (reduce/dct.cpp), in the arithmetic of the released code: orthonormal DCT-II of every row of
+// u [R,N] float32, orthonormal DCT-III of every row of c [R,K], and the block transform of x [B,N,C]: CLS kept, the
+// N - 1 patch tokens replaced by the k-token low-pass of the DCT along the token axis, rounded to float16 values.
+at::Tensor dct2_ortho(const at::Tensor& u);
+at::Tensor dct3_ortho(const at::Tensor& c);
+at::Tensor dc_transform(const at::Tensor& x, int64_t k);
+
 // ---- Margins
 
 // `order` [B,n] sorts `values` [B,n] in descending order and its first k entries are chosen. For every

@@ -42,7 +42,7 @@ class Pitome final : public Reducer {
 
   int predict_tokens(int, int, int tokens, int prefix) const override { return tokens - removed(tokens - prefix); }
 
-  double matching_macs(int tokens, int prefix, int key_dim) const override {
+  double matching_macs(int tokens, int, int prefix, int key_dim, int) const override {
     const double t = tokens - prefix;
     return t * t * key_dim;  // the full T x T similarity behind the energies
   }

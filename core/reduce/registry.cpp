@@ -19,6 +19,11 @@ std::unique_ptr<Reducer> make_pitome_code(ReducerSpec&);
 std::unique_ptr<Reducer> make_random(ReducerSpec&);
 std::unique_ptr<Reducer> make_ltp(ReducerSpec&);
 std::unique_ptr<Reducer> make_ltmp(ReducerSpec&);
+std::unique_ptr<Reducer> make_tofu(ReducerSpec&);
+std::unique_ptr<Reducer> make_mctf(ReducerSpec&);
+std::unique_ptr<Reducer> make_dct(ReducerSpec&);
+std::unique_ptr<Reducer> make_diffrate(ReducerSpec&);
+std::unique_ptr<Reducer> make_evit(ReducerSpec&);
 
 namespace {
 
@@ -39,6 +44,17 @@ const std::vector<Entry>& registry() {
       {"random", "random pairs merged, a floor for every method: r=, seed=", make_random},
       {"ltp", "learned per-block prune thresholds on attention received (LTP): thresholds=FILE, prune=V", make_ltp},
       {"ltmp", "learned per-block merge + prune thresholds (LTMP): thresholds=FILE, merge=V, prune=V", make_ltmp},
+      {"tofu",
+       "ToFu as released in PiToMe's algo/tofu (prune early blocks, norm-rescaled merge late): ratio=", make_tofu},
+      {"mctf",
+       "MCTF (mlvlab/MCTF): multi-criteria score, bidirectional, one-step-ahead attention: r=16, blocks=, "
+       "tau_sim=, tau_info=, tau_size=",
+       make_mctf},
+      {"dct", "DCT low-pass along the tokens after every MLP (PiToMe's algo/dct; mixes all tokens): ratio=", make_dct},
+      {"diffrate", "DiffRate (PiToMe's algo/DiffRate): CLS-attention prune + merge; r=, ratio= or prune=..,merge=..",
+       make_diffrate},
+      {"evit", "EViT (youweiliang/evit): keep top-k by CLS attention, fuse the rest: keep=0.7, fuse=1, blocks=3;6;9",
+       make_evit},
   };
   return entries;
 }
@@ -47,7 +63,11 @@ class NoReduction final : public Reducer {
  public:
   std::string spec() const override { return "none"; }
   int predict_tokens(int, int, int tokens, int) const override { return tokens; }
-  ReductionPlan plan(const ReducerContext& ctx) override { return {at::Tensor(), ctx.x.size(1), {}, {}, {}}; }
+  ReductionPlan plan(const ReducerContext& ctx) override {
+    ReductionPlan plan;
+    plan.tokens = ctx.x.size(1);
+    return plan;
+  }
 };
 
 }  // namespace
@@ -182,6 +202,19 @@ std::vector<std::pair<std::string, std::string>> reducer_methods() {
 }
 
 namespace reduce {
+void check_blocks(const std::string& spec, const std::vector<int>& blocks, int depth) {
+  for (int b : blocks)
+    if (b >= depth)
+      fail(spec, "block " + std::to_string(b) + " does not exist (the model has " + std::to_string(depth) +
+                     " blocks, 0-based)");
+}
+
+std::string format_list(const std::vector<int>& values) {
+  std::string s;
+  for (size_t i = 0; i < values.size(); ++i) s += (i ? ";" : "") + std::to_string(values[i]);
+  return s;
+}
+
 std::string format_number(double v) {
   std::string s = std::to_string(v);
   s.erase(s.find_last_not_of('0') + 1);

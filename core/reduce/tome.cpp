@@ -23,8 +23,7 @@ class Tome final : public Reducer {
   std::string spec() const override {
     std::string s = "tome:";
     if (!schedule_.empty()) {
-      s += "schedule=";
-      for (size_t i = 0; i < schedule_.size(); ++i) s += (i ? ";" : "") + std::to_string(schedule_[i]);
+      s += "schedule=" + reduce::format_list(schedule_);
     } else {
       s += "r=" + std::to_string(r_);
       if (inflect_ != 0) s += ",inflect=" + reduce::format_number(inflect_);
@@ -52,7 +51,7 @@ class Tome final : public Reducer {
     return tokens - clamp_r(requested_r(layer, depth), tokens, prefix);
   }
 
-  double matching_macs(int tokens, int, int key_dim) const override {
+  double matching_macs(int tokens, int, int, int key_dim, int) const override {
     return static_cast<double>((tokens + 1) / 2) * (tokens / 2) * key_dim;  // A x B similarities
   }
 

@@ -38,6 +38,13 @@ Block make_block(int64_t batch, int64_t tokens, int layer) {
 }
 
 void check_plan(const ms::ReductionPlan& plan, int64_t batch, int64_t tokens, int prefix, const std::string& where) {
+  if (plan.mixes_all) {  // dct: new tokens, no slots
+    check(plan.x.defined() && plan.x.size(0) == batch && plan.x.size(1) == plan.tokens && plan.tokens >= prefix &&
+              plan.tokens <= tokens,
+          where + ": a plan that mixes all tokens must give its " + std::to_string(plan.tokens) + " tokens");
+    check(at::isfinite(plan.x).all().item<bool>(), where + ": non-finite tokens");
+    return;
+  }
   if (!plan.dest.defined()) {
     check(plan.tokens == tokens,
           where + ": no plan, but " + std::to_string(plan.tokens) + " tokens out of " + std::to_string(tokens));
@@ -98,7 +105,7 @@ void check_accepted(ms::Reducer& reducer) {
       check(next < 0 || (next >= prefix && next <= tokens), canonical + ": predict_tokens(block " +
                                                                 std::to_string(layer) + ", " + std::to_string(tokens) +
                                                                 ") = " + std::to_string(next));
-      const double macs = reducer.matching_macs(tokens, prefix, 64);
+      const double macs = reducer.matching_macs(tokens, tokens / 2, prefix, 64, 768);
       check(std::isfinite(macs) && macs >= 0, canonical + ": matching_macs " + std::to_string(macs));
       if (next < 0) break;
       tokens = next;
@@ -124,7 +131,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     check_accepted(*reducer);
   } catch (const ms::Error& e) {
     const std::string what = e.what();
+    // The methods PiToMe is compared against refuse distilled models (two prefix tokens here), blocks past the
+    // model's depth (evit's default 3;6;9 on this 4-block model) and count lists of another length.
     const bool by_design = what.find("run them one at a time") != std::string::npos ||
+                           what.find("distilled models are not supported") != std::string::npos ||
+                           what.find("blocks, 0-based)") != std::string::npos ||
+                           what.find("need one count per block") != std::string::npos ||
                            what.find("thresholds are learned per model") != std::string::npos ||
                            what.find(" merge thresholds for ") != std::string::npos;
     if (!by_design) ms::fuzz::finding("spec '" + ms::excerpt(spec, 200) + "' was accepted, then failed: " + what);

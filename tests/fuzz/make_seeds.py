@@ -118,7 +118,10 @@ put("thresholds", "ltmp_inf.json", json.dumps({"method": "ltmp", "blocks": [{"me
 # --- method specs (core/reduce/registry.cpp) ---
 for i, spec in enumerate(["none", "tome:r=13", "tome:r=8,prop_attn=0", "tome:schedule=8;8;4;0,inflect=-0.5",
                           "pitome:ratio=0.9", "pitome-code:ratio=0.925", "random:r=4,seed=7", "ltp:prune=0.002",
-                          "ltmp:merge=0.9,prune=0.001", "ltmp:merge=inf,prune=-inf", "tome:r=0,inflect=1.5"]):
+                          "ltmp:merge=0.9,prune=0.001", "ltmp:merge=inf,prune=-inf", "tome:r=0,inflect=1.5",
+                          "tofu:ratio=0.9", "mctf:r=3,blocks=1;2", "mctf:r=0.35,tau_info=0", "dct:ratio=0.6",
+                          "diffrate:ratio=0.9", "diffrate:r=2", "diffrate:prune=17;15;12;9,merge=16;13;12;5",
+                          "evit:keep=0.5,blocks=1;3", "evit:keep=0.7,fuse=0,blocks=0;1;2;3"]):
     put("method_spec", "spec%02d" % i, spec)
 
 # --- images ---

@@ -1,0 +1,171 @@
+// DiffRate: Differentiable Compression Rate (Chen et al., ICCV 2023, arXiv:2305.17997), as the PiToMe
+// repository's algo/DiffRate runs it at inference (scripts/golden/make_diffrate.py makes the golden file).
+//
+// Paper: per block, sort the tokens by the attention CLS pays them, prune the least important ones, then merge
+// the next least important into their most similar important token; the two counts per block are learned
+// (a differentiable search under a FLOPs budget). At inference they are fixed integers.
+// Released code (patch/timm.py DiffRateBlock, merge.py get_merge_func, patch/deit.py), what this file does,
+// between attention (with proportional attention) and MLP:
+//  - imp_i = CLS row of the attention probabilities averaged over heads, i >= 1; every block re-orders all
+//    tokens as [CLS, the rest by imp descending] (torch.sort, descending);
+//  - prune: keep the first min(N, prune[l]) sorted tokens; the rest are discarded;
+//  - merge (merge[l] < kept): each token at sorted position m..kept-1 goes to its most similar token (cosine of
+//    the tokens x themselves, not the keys) among positions 1..m-1; every one of them merges, several may share a
+//    destination. x of a destination becomes the plain mean of itself and what it received (sizes ignored);
+//    its size for proportional attention becomes size + sum of size_u * similarity_u (not clamped);
+//  - counts include CLS. From r (`r=`) or a keep ratio (`ratio=`) they are initialised as PiToMe's
+//    init_kept_num_using_r / _ratio do, starting from the patch count (196) although the counts include CLS:
+//    so block 0 keeps 196 of 197 tokens and prunes the patch CLS attends to least -- one token, reproduced here
+//    as released -- and merges r (or floor(196 - 196 ratio)) more; later blocks only merge. Explicit per-block
+//    counts (`prune=a;b;..,merge=a;b;..`, e.g. the authors' searched compression_rate.json schedules) are
+//    taken as given.
+// Where the code differs from the paper as summarised: the merge metric is x, the merge is an unweighted mean
+// while the attention size is similarity-weighted. Prefix tokens: only CLS is handled by the released code;
+// distilled models are refused.
+#include "../engine.h"
+#include "error.h"
+#include "ops.h"
+#include "reducer.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace ms {
+namespace {
+
+class Diffrate final : public Reducer {
+ public:
+  enum class Init { R, Ratio, Lists };
+  Diffrate(Init init, int r, double ratio, std::vector<int> prune, std::vector<int> merge)
+      : init_(init), r_(r), ratio_(ratio), prune_(std::move(prune)), merge_(std::move(merge)) {}
+
+  std::string spec() const override {
+    if (init_ == Init::R) return "diffrate:r=" + std::to_string(r_);
+    if (init_ == Init::Ratio) return "diffrate:ratio=" + reduce::format_number(ratio_);
+    return "diffrate:prune=" + reduce::format_list(prune_) + ",merge=" + reduce::format_list(merge_);
+  }
+  bool proportional_attention() const override { return true; }
+  bool wants_attention() const override { return true; }
+
+  // (prune kept, merge kept) of block `layer` entering with `tokens`. The initialisers' running count N starts
+  // at the patch count (tokens - 1 in block 0) and, from block 1 on, equals the tokens entering the block.
+  std::pair<int, int> counts(int layer, int depth, int tokens) const {
+    if (init_ == Init::Lists) {
+      if (static_cast<int>(prune_.size()) != depth || static_cast<int>(merge_.size()) != depth)
+        fail(spec(), "prune= and merge= need one count per block: the model has " + std::to_string(depth) +
+                         " blocks, the lists have " + std::to_string(prune_.size()) + " and " +
+                         std::to_string(merge_.size()));
+      return {prune_[layer], merge_[layer]};
+    }
+    const int n = layer == 0 ? tokens - 1 : tokens;
+    int r = 0;
+    if (init_ == Init::R) {
+      r = std::min(r_, n / 2);
+    } else {
+      volatile double product = n * ratio_;
+      r = static_cast<int>(std::floor(n - product));
+    }
+    return {n, n - r};
+  }
+
+  int predict_tokens(int layer, int depth, int tokens, int) const override {
+    const auto [prune, merge] = counts(layer, depth, tokens);
+    return std::min({tokens, prune, merge});
+  }
+
+  double matching_macs(int tokens_in, int tokens_out, int, int, int width) const override {
+    return static_cast<double>(tokens_in - tokens_out) * tokens_out * width;  // unimportant x important cosines
+  }
+
+  ReductionPlan plan(const ReducerContext& ctx) override {
+    if (ctx.distill_token)
+      fail(spec(),
+           "distilled models are not supported (the released DiffRate sorts the distillation token as a patch)");
+    const int64_t B = ctx.x.size(0), N = ctx.x.size(1), C = ctx.x.size(2);
+    const auto [prune, merge] = counts(ctx.layer, ctx.depth, static_cast<int>(N));
+    const int64_t p = std::min<int64_t>(N, prune);
+    const int64_t m = std::min<int64_t>(p, merge);
+    ReductionPlan plan;
+    plan.tokens = N;
+    if (m == N) return plan;  // the released block re-sorts even then; the order changes no later decision
+    const auto opts = ctx.x.options().dtype(at::kLong);
+    const at::Tensor imp = ctx.attn->select(2, 0).mean(1).slice(1, 1);              // [B, N-1]
+    const auto [imp_sorted, imp_order] = imp.sort(-1, /*descending=*/true);         // torch.sort
+    const at::Tensor order = at::cat({at::zeros({B, 1}, opts), imp_order + 1}, 1);  // [B,N] CLS first
+    const at::Tensor xs = ctx.x.gather(1, order.unsqueeze(2).expand({B, N, C}));    // sorted tokens
+    const at::Tensor sizes = ctx.attention_size ? *ctx.attention_size : ctx.size;
+    const at::Tensor ss = sizes.gather(1, order);
+    at::Tensor dest_sorted = at::full({B, N}, -1, opts);  // pruned by default
+    dest_sorted.slice(1, 0, m).copy_(at::arange(m, opts).expand({B, m}));
+    at::Tensor new_x = xs.slice(1, 0, m).clone(), new_size = ss.slice(1, 0, m).clone();
+    reduce::RowBest best;
+    if (m < p) {
+      if (m < 2) fail(spec(), "merge count " + std::to_string(m) + " leaves no token to merge into (CLS excluded)");
+      const at::Tensor unit = xs.slice(1, 0, p) / xs.slice(1, 0, p).norm(2, {-1}, /*keepdim=*/true);  // no eps
+      at::Tensor sim = at::bmm(unit.slice(1, m, p), unit.slice(1, 0, m).transpose(1, 2));             // [B, p-m, m]
+      sim.select(2, 0).fill_(-std::numeric_limits<float>::infinity());                                // never into CLS
+      best = reduce::row_best(sim, ctx.record_margins);
+      dest_sorted.slice(1, m, p).copy_(best.index);
+      // x: plain mean of the destination and its merged tokens; attention size: + size_u * similarity_u.
+      const at::Tensor idx = best.index.unsqueeze(2).expand({B, p - m, C});
+      const at::Tensor sum = new_x.scatter_add(1, idx, xs.slice(1, m, p));
+      const at::Tensor count =
+          at::ones({B, m}, ss.options()).scatter_add(1, best.index, at::ones({B, p - m}, ss.options()));
+      new_x = sum / count.unsqueeze(2);
+      new_size = new_size.scatter_add(1, best.index, ss.slice(1, m, p) * best.value);
+    }
+    plan.dest = at::empty({B, N}, opts).scatter_(1, order, dest_sorted);
+    plan.tokens = m;
+    plan.x = new_x;
+    plan.attention_size = new_size;
+    if (ctx.record_margins) {
+      // Sorted-position margins: the importance cuts at p (prune) and m (merge) in units of uniform attention,
+      // and each merged token's best vs second-best destination (cosine).
+      at::Tensor margin = at::full({B, N}, std::numeric_limits<float>::infinity(), imp.options());
+      const at::Tensor positions = at::arange(N - 1, opts).expand({B, N - 1});
+      at::Tensor cut = at::full({B, N - 1}, std::numeric_limits<float>::infinity(), imp.options());
+      if (p < N) cut = at::minimum(cut, reduce::cut_margin(imp_sorted, positions, p - 1));
+      if (m < p) cut = at::minimum(cut, reduce::cut_margin(imp_sorted, positions, m - 1));
+      margin.slice(1, 1).copy_(cut * (N - 1));
+      if (m < p) margin.slice(1, m, p).copy_(at::minimum(margin.slice(1, m, p), best.gap));
+      plan.margin = at::empty_like(margin).scatter_(1, order, margin);
+    }
+    return plan;
+  }
+
+ private:
+  Init init_;
+  int r_;
+  double ratio_;
+  std::vector<int> prune_, merge_;
+};
+
+}  // namespace
+
+std::unique_ptr<Reducer> make_diffrate(ReducerSpec& spec) {
+  const std::string where = "method spec '" + spec.text() + "'";
+  const bool has_r = spec.has("r"), has_ratio = spec.has("ratio"), has_lists = spec.has("prune") || spec.has("merge");
+  if (has_r + has_ratio + has_lists != 1)
+    fail(where, "diffrate needs exactly one of r=N, ratio=KEEP or prune=a;b;..,merge=a;b;.. (counts incl. CLS)");
+  if (has_lists) {
+    std::vector<int> prune = spec.get_int_list("prune"), merge = spec.get_int_list("merge");
+    if (prune.empty() || merge.empty()) fail(where, "diffrate needs both prune= and merge= lists");
+    for (int v : prune)
+      if (v < 2) fail(where, "diffrate prune counts include CLS and must be at least 2");
+    for (int v : merge)
+      if (v < 2)
+        fail(where, "diffrate merge counts include CLS and must be at least 2 (1 leaves nothing to merge into)");
+    return std::make_unique<Diffrate>(Diffrate::Init::Lists, 0, 1.0, std::move(prune), std::move(merge));
+  }
+  if (has_r)
+    return std::make_unique<Diffrate>(Diffrate::Init::R, spec.get_int("r", 0, 0, 100000), 1.0, std::vector<int>{},
+                                      std::vector<int>{});
+  const double ratio = spec.get_double("ratio", 1.0, 0.0, 1.0);
+  if (!(ratio > 0)) fail(where, "diffrate ratio= must be above 0");
+  return std::make_unique<Diffrate>(Diffrate::Init::Ratio, 0, ratio, std::vector<int>{}, std::vector<int>{});
+}
+
+}  // namespace ms
