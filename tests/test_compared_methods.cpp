@@ -134,7 +134,7 @@ TEST(ComparedCli, BadSpecsAreOneLineErrors) {
       {"diffrate:prune=197;1;197;197;197;197;197;197;197;197;197;197,merge=197;197;197;197;197;197;197;197;197;197;"
        "197;197",
        "at least 2"},
-      {"diffrate:merge=197", "both prune= and merge="},
+      {"diffrate:merge=197", "both prune and merge counts"},
       {"evit:keep=0", "must be above 0"},
       {"evit:blocks=3;12", "block 12 does not exist"},
       {"evit:blocks=3;3", "twice"},
@@ -143,9 +143,19 @@ TEST(ComparedCli, BadSpecsAreOneLineErrors) {
       {"mctf:blocks=12", "block 12 does not exist"},
       {"mctf:tau_info=-1", "outside"},
       {"mctf:depth=3", "unknown key 'depth'"},
+      {"diffrate:schedule=/no/such/schedule.json", "cannot open"},
+      {"diffrate:schedule=SCHEDULE", "pick one with entry="},
+      {"diffrate:schedule=SCHEDULE,entry=ViT-T-DeiT/0.65", "no entry"},
+      {"diffrate:schedule=SCHEDULE,entry=CAFormer-S36/5.2", "is None"},
+      {"diffrate:schedule=SCHEDULE,r=13", "exactly one of"},
   };
   const std::string dir = test::make_temp_dir("ms_test_bad_specs");
-  for (const auto& [spec, problem] : cases) {
+  const std::string schedule = dir + "/compression_rate.json";  // the authors' layout, two entries
+  std::ofstream(schedule) << R"({"ViT-T-DeiT": {"0.7": {"prune_kept_num": "[197,196,194,180,150,123,98,82,68,60,52,3]",
+      "merge_kept_num": "[197,196,192,158,133,103,88,72,64,58,49,3]"}},
+      "CAFormer-S36": {"5.2": {"prune_kept_num": "None", "merge_kept_num": "[196, 193]"}}})";
+  for (auto [spec, problem] : cases) {
+    if (const auto at = spec.find("SCHEDULE"); at != std::string::npos) spec.replace(at, 8, schedule);
     const auto r = test::run_command(test::cli_path() + " trace --model deit_tiny_patch16_224 --method '" + spec +
                                      "' " + test::shared_image("n01440764_tench.JPEG") + " --out " + dir + "/t.json");
     EXPECT_EQ(r.exit_code, 1) << spec;

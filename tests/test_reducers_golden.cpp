@@ -23,6 +23,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <map>
 
 namespace ms {
@@ -237,6 +238,25 @@ TEST_F(ReducerGolden, CatchesNegatedMargins) {
       EXPECT_NE(c.detail.find("invalid margin"), std::string::npos) << c.detail;
     }
   }
+}
+
+// DiffRate from a schedule file in the authors' compression_rate.json layout (lists as strings, keyed by model and
+// GFLOPs): the same partitions and logits as the explicit lists of the searched DeiT-Ti 0.7 schedule.
+TEST_F(ReducerGolden, DiffrateScheduleFileMatchesReleasedCode) {
+  const std::string dir = test::make_temp_dir("ms_test_diffrate_schedule");
+  const std::string path = dir + "/compression_rate.json";
+  {
+    std::ofstream f(path);
+    f << R"({"ViT-T-DeiT": {"0.7": {"prune_kept_num": "[197,196,194,180,150,123,98,82,68,60,52,3]",
+                                   "merge_kept_num": "[197,196,192,158,133,103,88,72,64,58,49,3]"}}})";
+  }
+  auto reducer = make_reducer("diffrate:schedule=" + path + ",entry=ViT-T-DeiT/0.7");
+  EXPECT_EQ(reducer->spec(), "diffrate:schedule=" + path + ",entry=ViT-T-DeiT/0.7");
+  const GoldenCheck check = check_against_golden(*model_, project_golden("diffrate"), "diffrate_sched_deit_t_0.7",
+                                                 reducer.get(), golden_->tensors.at("input"));
+  EXPECT_TRUE(check.failures.empty()) << joined(check.failures);
+  EXPECT_EQ(check.identical, 4);
+  std::system(("rm -rf " + dir).c_str());
 }
 
 // ---- DCT: every output token mixes all patch tokens, so there is no partition to compare (its golden file has

@@ -17,17 +17,19 @@
 //    init_kept_num_using_r / _ratio do, starting from the patch count (196) although the counts include CLS:
 //    so block 0 keeps 196 of 197 tokens and prunes the patch CLS attends to least -- one token, reproduced here
 //    as released -- and merges r (or floor(196 - 196 ratio)) more; later blocks only merge. Explicit per-block
-//    counts (`prune=a;b;..,merge=a;b;..`, e.g. the authors' searched compression_rate.json schedules) are
-//    taken as given.
+//    counts (`prune=a;b;..,merge=a;b;..`, or `schedule=FILE[,entry=ViT-T-DeiT/0.7]`: the authors' searched
+//    compression_rate.json of OpenGVLab/DiffRate, or a file with just the two lists) are taken as given.
 // Where the code differs from the paper as summarised: the merge metric is x, the merge is an unweighted mean
 // while the attention size is similarity-weighted. Prefix tokens: only CLS is handled by the released code;
 // distilled models are refused.
 #include "../engine.h"
 #include "error.h"
+#include "io.h"
 #include "ops.h"
 #include "reducer.h"
 
 #include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -39,12 +41,14 @@ namespace {
 class Diffrate final : public Reducer {
  public:
   enum class Init { R, Ratio, Lists };
-  Diffrate(Init init, int r, double ratio, std::vector<int> prune, std::vector<int> merge)
-      : init_(init), r_(r), ratio_(ratio), prune_(std::move(prune)), merge_(std::move(merge)) {}
+  // `file`: the schedule=FILE[,entry=..] the lists came from, which the spec names instead of the lists.
+  Diffrate(Init init, int r, double ratio, std::vector<int> prune, std::vector<int> merge, std::string file = "")
+      : init_(init), r_(r), ratio_(ratio), prune_(std::move(prune)), merge_(std::move(merge)), file_(std::move(file)) {}
 
   std::string spec() const override {
     if (init_ == Init::R) return "diffrate:r=" + std::to_string(r_);
     if (init_ == Init::Ratio) return "diffrate:ratio=" + reduce::format_number(ratio_);
+    if (!file_.empty()) return "diffrate:" + file_;
     return "diffrate:prune=" + reduce::format_list(prune_) + ",merge=" + reduce::format_list(merge_);
   }
   bool proportional_attention() const override { return true; }
@@ -141,23 +145,97 @@ class Diffrate final : public Reducer {
   int r_;
   double ratio_;
   std::vector<int> prune_, merge_;
+  std::string file_;
 };
+
+}  // namespace
+
+namespace {
+
+// One list of a schedule file: a JSON array of integers, or (the authors' compression_rate.json) a string holding one.
+std::vector<int> schedule_list(const nlohmann::json& entry, const std::string& key, const std::string& path) {
+  if (!entry.is_object() || !entry.contains(key)) fail(path, "diffrate schedule: no \"" + key + "\" in the schedule");
+  nlohmann::json list = entry[key];
+  if (list.is_string()) {
+    const std::string text = list.get<std::string>();
+    if (text == "None")
+      fail(path,
+           "diffrate schedule: " + key + " is None (a schedule without " + key.substr(0, key.find('_')) + " counts)");
+    check_json_depth(text.data(), text.data() + text.size(), path);
+    try {
+      list = nlohmann::json::parse(text);
+    } catch (const std::exception&) {
+      fail(path,
+           "diffrate schedule: " + key + " is " + describe_json(entry[key]) + ", expected a list of token counts");
+    }
+  }
+  std::vector<int> out;
+  if (!list.is_array())
+    fail(path, "diffrate schedule: " + key + " is " + describe_json(list) + ", expected a list of token counts");
+  for (const auto& v : list) {
+    if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > 100000)
+      fail(path,
+           "diffrate schedule: " + key + " holds " + describe_json(v) + ", expected token counts (integers 0..100000)");
+    out.push_back(v.get<int>());
+  }
+  return out;
+}
+
+// A schedule file: {"prune_kept_num": [...], "merge_kept_num": [...]}, or the authors' compression_rate.json
+// ({"ViT-T-DeiT": {"0.7": {...}}, ...}) with entry = "ViT-T-DeiT/0.7".
+std::pair<std::vector<int>, std::vector<int>> load_schedule(const std::string& path, const std::string& entry) {
+  if (!is_regular_file(path)) fail(path, "cannot open (diffrate schedule=FILE)");
+  const std::vector<char> text = read_file(path, 1 << 20, "DiffRate schedule file");
+  check_json_depth(text.data(), text.data() + text.size(), path);
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text.begin(), text.end());
+  } catch (const std::exception&) {
+    fail(path, "diffrate schedule: not valid JSON");
+  }
+  nlohmann::json e = j;
+  if (!entry.empty()) {
+    const auto slash = entry.find('/');
+    const std::string model = entry.substr(0, slash), flops = slash == std::string::npos ? "" : entry.substr(slash + 1);
+    if (!j.is_object() || !j.contains(model)) fail(path, "diffrate schedule: no entry \"" + excerpt(model) + "\"");
+    if (flops.empty() || !j[model].is_object() || !j[model].contains(flops))
+      fail(path,
+           "diffrate schedule: no entry \"" + excerpt(entry) + "\" (give entry=MODEL/GFLOPS, e.g. ViT-T-DeiT/0.7)");
+    e = j[model][flops];
+  } else if (j.is_object() && !j.contains("prune_kept_num")) {
+    fail(path, "diffrate schedule: holds several schedules: pick one with entry=MODEL/GFLOPS (e.g. ViT-T-DeiT/0.7)");
+  }
+  return {schedule_list(e, "prune_kept_num", path), schedule_list(e, "merge_kept_num", path)};
+}
+
+void check_counts(const std::vector<int>& prune, const std::vector<int>& merge, const std::string& where) {
+  if (prune.empty() || merge.empty()) fail(where, "diffrate needs both prune and merge counts");
+  for (int v : prune)
+    if (v < 2) fail(where, "diffrate prune counts include CLS and must be at least 2");
+  for (int v : merge)
+    if (v < 2) fail(where, "diffrate merge counts include CLS and must be at least 2 (1 leaves nothing to merge into)");
+}
 
 }  // namespace
 
 std::unique_ptr<Reducer> make_diffrate(ReducerSpec& spec) {
   const std::string where = "method spec '" + spec.text() + "'";
   const bool has_r = spec.has("r"), has_ratio = spec.has("ratio"), has_lists = spec.has("prune") || spec.has("merge");
-  if (has_r + has_ratio + has_lists != 1)
-    fail(where, "diffrate needs exactly one of r=N, ratio=KEEP or prune=a;b;..,merge=a;b;.. (counts incl. CLS)");
+  const bool has_file = spec.has("schedule");
+  if (has_r + has_ratio + has_lists + has_file != 1)
+    fail(where,
+         "diffrate needs exactly one of r=N, ratio=KEEP, prune=a;b;..,merge=a;b;.. (counts incl. CLS) or "
+         "schedule=FILE[,entry=MODEL/GFLOPS]");
+  if (has_file) {
+    const std::string path = spec.get_string("schedule", ""), entry = spec.get_string("entry", "");
+    auto [prune, merge] = load_schedule(path, entry);
+    check_counts(prune, merge, path);
+    return std::make_unique<Diffrate>(Diffrate::Init::Lists, 0, 1.0, std::move(prune), std::move(merge),
+                                      "schedule=" + path + (entry.empty() ? "" : ",entry=" + entry));
+  }
   if (has_lists) {
     std::vector<int> prune = spec.get_int_list("prune"), merge = spec.get_int_list("merge");
-    if (prune.empty() || merge.empty()) fail(where, "diffrate needs both prune= and merge= lists");
-    for (int v : prune)
-      if (v < 2) fail(where, "diffrate prune counts include CLS and must be at least 2");
-    for (int v : merge)
-      if (v < 2)
-        fail(where, "diffrate merge counts include CLS and must be at least 2 (1 leaves nothing to merge into)");
+    check_counts(prune, merge, where);
     return std::make_unique<Diffrate>(Diffrate::Init::Lists, 0, 1.0, std::move(prune), std::move(merge));
   }
   if (has_r)
