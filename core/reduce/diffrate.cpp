@@ -56,7 +56,14 @@ class Diffrate final : public Reducer {
 
   // (prune kept, merge kept) of block `layer` entering with `tokens`. The initialisers' running count N starts
   // at the patch count (tokens - 1 in block 0) and, from block 1 on, equals the tokens entering the block.
-  std::pair<int, int> counts(int layer, int depth, int tokens) const {
+  // Neither count goes below the prefix tokens and one more (a token to merge into): the released initialisers
+  // reach 1 at extreme rates (N = 2 at ratio 0.1), where its merge turns every size into NaN.
+  std::pair<int, int> counts(int layer, int depth, int tokens, int prefix) const {
+    auto [prune, merge] = released_counts(layer, depth, tokens);
+    const int lowest = std::min(tokens, prefix + 1);
+    return {std::max(prune, lowest), std::max(merge, lowest)};
+  }
+  std::pair<int, int> released_counts(int layer, int depth, int tokens) const {
     if (init_ == Init::Lists) {
       if (static_cast<int>(prune_.size()) != depth || static_cast<int>(merge_.size()) != depth)
         fail(spec(), "prune= and merge= need one count per block: the model has " + std::to_string(depth) +
@@ -75,8 +82,8 @@ class Diffrate final : public Reducer {
     return {n, n - r};
   }
 
-  int predict_tokens(int layer, int depth, int tokens, int) const override {
-    const auto [prune, merge] = counts(layer, depth, tokens);
+  int predict_tokens(int layer, int depth, int tokens, int prefix) const override {
+    const auto [prune, merge] = counts(layer, depth, tokens, prefix);
     return std::min({tokens, prune, merge});
   }
 
@@ -89,7 +96,7 @@ class Diffrate final : public Reducer {
       fail(spec(),
            "distilled models are not supported (the released DiffRate sorts the distillation token as a patch)");
     const int64_t B = ctx.x.size(0), N = ctx.x.size(1), C = ctx.x.size(2);
-    const auto [prune, merge] = counts(ctx.layer, ctx.depth, static_cast<int>(N));
+    const auto [prune, merge] = counts(ctx.layer, ctx.depth, static_cast<int>(N), ctx.prefix_tokens);
     const int64_t p = std::min<int64_t>(N, prune);
     const int64_t m = std::min<int64_t>(p, merge);
     ReductionPlan plan;

@@ -113,7 +113,7 @@ std::vector<std::pair<std::string, std::string>> reducer_methods();
 
 // Shared helpers for reducers (the shared formulas are in reduce/ops.h).
 namespace reduce {
-// Shortest decimal form for canonical specs: 0.9 -> "0.9", -1 -> "-1".
+// Shortest form that parses back to the same double, for canonical specs: 0.9 -> "0.9", -1 -> "-1", 1e-81 -> "1e-81".
 std::string format_number(double v);
 // Throws ms::Error("<spec>: block B does not exist ...") unless every listed block is below `depth`.
 void check_blocks(const std::string& spec, const std::vector<int>& blocks, int depth);

@@ -7,7 +7,9 @@
 #include <cctype>
 #include <cerrno>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 namespace ms {
 
@@ -216,9 +218,20 @@ std::string format_list(const std::vector<int>& values) {
 }
 
 std::string format_number(double v) {
-  std::string s = std::to_string(v);
-  s.erase(s.find_last_not_of('0') + 1);
-  if (!s.empty() && s.back() == '.') s.pop_back();
+  // The shortest plain decimal that parses back to v, so a canonical spec names exactly the method that runs
+  // (std::to_string's six decimals turned 1e-81 into "0", a different and possibly invalid spec); exponent
+  // form (without '+', which spec numbers do not take) only where plain decimals would be long.
+  char buf[64];
+  for (int decimals = 0; decimals <= 17; ++decimals) {
+    std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+    if (std::strlen(buf) <= 24 && std::strtod(buf, nullptr) == v) return buf;
+  }
+  for (int digits = 1; digits <= 17; ++digits) {
+    std::snprintf(buf, sizeof buf, "%.*g", digits, v);
+    if (std::strtod(buf, nullptr) == v) break;
+  }
+  std::string s = buf;
+  s.erase(std::remove(s.begin(), s.end(), '+'), s.end());
   return s;
 }
 }  // namespace reduce
