@@ -239,9 +239,12 @@ RunResult run(const Model& model, const at::Tensor& images, Reducer* reducer, co
       result.reducer_seconds += seconds_since(t_reduce);
     };
     const auto t_attn = Clock::now();
-    if (stage == ReducerStage::BeforeAttention) {
-      // The block's attention on the tokens entering it, the reduction, then the attention output of the
-      // reduced tokens under the fused probabilities the plan returns (MCTF's one-step-ahead attention).
+    // A reducer acting before the attention, in a block where it removes tokens (its predicted count is image-
+    // independent): the block's attention on the tokens entering it, the reduction, then the attention output of
+    // the reduced tokens under the fused probabilities the plan returns (MCTF's one-step-ahead attention). In its
+    // other blocks the ordinary attention runs and the reducer is not asked.
+    if (stage == ReducerStage::BeforeAttention &&
+        reducer->predict_tokens(l, c.depth, static_cast<int>(n_in), prefix) < n_in) {
       attn = model.attention_probs(x, l, prop_attn ? &log_size : nullptr, &keys_mean);
       result.attention_seconds += seconds_since(t_attn);
       reduce_here(attn);
@@ -254,10 +257,11 @@ RunResult run(const Model& model, const at::Tensor& images, Reducer* reducer, co
       }
       result.attention_seconds += seconds_since(t_attn2);
     } else {
+      const bool probs = want_attn && stage != ReducerStage::BeforeAttention;  // a block MCTF leaves alone: none
       x.add_(model.attention(x, l, prop_attn ? &log_size : nullptr, want_keys ? &keys_mean : nullptr,
-                             want_attn ? &attn : nullptr));
+                             probs ? &attn : nullptr));
       result.attention_seconds += seconds_since(t_attn);
-      if (reducer && stage == ReducerStage::AfterAttention) reduce_here(attn);
+      if (stage == ReducerStage::AfterAttention && reducer) reduce_here(attn);
     }
     const auto t_mlp = Clock::now();
     x.add_(model.mlp(x, l));
