@@ -1,9 +1,11 @@
 #!/usr/bin/python3
 """Helpers shared by the golden generators in this folder: comparing partitions and logits, and the metadata every
 golden file carries (see ../../tests/golden and the shared golden/README.md for the layout)."""
+import hashlib
 import json
 import os
 
+import numpy as np
 import torch
 
 # The shared data beside the repository (../shared from its root), as the project's search path has it.
@@ -41,3 +43,19 @@ def base_metadata(model_dir, gmeta, repo, commit, files, generator):
         "generator": generator + " (timm_shim.py: timm 0.4.12 stand-in over scripts/pyref/vit_ref.py)",
         "torch": torch.__version__, "threads": str(torch.get_num_threads()),
     }
+
+
+def shared_input_ref(g):
+    """The metadata value naming the shared golden file's `input` tensor, with its sha256."""
+    return json.dumps({"file": "shared/golden/deit_tiny_merge_reference.safetensors", "tensor": "input",
+                       "sha256": hashlib.sha256(np.ascontiguousarray(g["input"]).tobytes()).hexdigest()})
+
+
+def write_golden(path, tensors, meta, write_safetensors, read_safetensors):
+    """Writes a golden file and reads it back: the same tensors and metadata, or an AssertionError."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    write_safetensors(path, tensors, meta)
+    back, back_meta = read_safetensors(path)
+    assert set(back) == set(tensors) and all(np.array_equal(back[k], v) for k, v in tensors.items())
+    assert back_meta == meta
+    print(f"wrote {os.path.normpath(path)} ({os.path.getsize(path)} bytes, read back ok)")

@@ -28,7 +28,6 @@ Run:  /usr/bin/python3 scripts/golden/make_diffrate.py --released /work/scratch/
           [--tome /work/scratch/facebookresearch+ToMe]
 """
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -43,7 +42,9 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "pyref"))
 import timm_shim  # noqa: E402
 import vit_ref    # noqa: E402
-from golden_common import SHARED_GOLDEN, SHARED_MODEL, canonical, differing, rel_err  # noqa: E402
+from golden_common import (SHARED_GOLDEN, SHARED_MODEL, canonical, differing, rel_err,  # noqa: E402
+                           shared_input_ref,
+                           write_golden)  # noqa: E402
 
 # Searched DeiT-Ti schedule of the DiffRate authors (OpenGVLab/DiffRate compression_rate.json, key
 # "ViT-T-DeiT" / "0.7" GFLOPs, commit b380acf1ada7cb0e38141324649f1cdcf80bb77c); counts include CLS.
@@ -267,8 +268,7 @@ def main(argv=None):
     meta = {
         "model": os.path.basename(os.path.normpath(a.model)),
         "images": gmeta.get("images", ""),
-        "input": json.dumps({"file": "shared/golden/deit_tiny_merge_reference.safetensors", "tensor": "input",
-                             "sha256": hashlib.sha256(np.ascontiguousarray(g["input"]).tobytes()).hexdigest()}),
+        "input": shared_input_ref(g),
         "settings": json.dumps(settings_meta),
         "released": json.dumps({"repo": "hchautran/PiToMe", "path": "algo/DiffRate",
                                 "commit": timm_shim.git_head(released),
@@ -282,12 +282,7 @@ def main(argv=None):
     if not ok:
         print("not writing: a check failed")
         return 1
-    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
-    vit_ref.write_safetensors(a.out, tensors, meta)
-    back, back_meta = vit_ref.read_safetensors(a.out)
-    assert set(back) == set(tensors) and all(np.array_equal(back[k], v) for k, v in tensors.items())
-    assert back_meta == meta
-    print(f"wrote {os.path.normpath(a.out)} ({os.path.getsize(a.out)} bytes, read back ok)")
+    write_golden(a.out, tensors, meta, vit_ref.write_safetensors, vit_ref.read_safetensors)
     return 0
 
 

@@ -25,7 +25,6 @@ Checks (exit 1 when one fails):
 Run:  /usr/bin/python3 scripts/golden/make_evit.py --released /work/scratch/youweiliang+evit
 """
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -39,7 +38,9 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "pyref"))
 import timm_shim  # noqa: E402
 import vit_ref    # noqa: E402
-from golden_common import SHARED_GOLDEN, SHARED_MODEL, canonical, differing, rel_err  # noqa: E402
+from golden_common import (SHARED_GOLDEN, SHARED_MODEL, canonical, differing, rel_err,  # noqa: E402
+                           shared_input_ref,
+                           write_golden)  # noqa: E402
 
 DROP_LOC = (3, 6, 9)          # main.py --drop_loc default; evit.py deit_*_shrink_base default
 SETTINGS = {
@@ -217,8 +218,7 @@ def main(argv=None):
     meta = {
         "model": os.path.basename(os.path.normpath(a.model)),
         "images": gmeta.get("images", ""),
-        "input": json.dumps({"file": "shared/golden/deit_tiny_merge_reference.safetensors", "tensor": "input",
-                             "sha256": hashlib.sha256(np.ascontiguousarray(g["input"]).tobytes()).hexdigest()}),
+        "input": shared_input_ref(g),
         "settings": json.dumps(settings_meta),
         "released": json.dumps({"repo": "youweiliang/evit", "path": "evit.py",
                                 "commit": timm_shim.git_head(released),
@@ -232,12 +232,7 @@ def main(argv=None):
     if not ok:
         print("not writing: a check failed")
         return 1
-    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
-    vit_ref.write_safetensors(a.out, tensors, meta)
-    back, back_meta = vit_ref.read_safetensors(a.out)
-    assert set(back) == set(tensors) and all(np.array_equal(back[k], v) for k, v in tensors.items())
-    assert back_meta == meta
-    print(f"wrote {os.path.normpath(a.out)} ({os.path.getsize(a.out)} bytes, read back ok)")
+    write_golden(a.out, tensors, meta, vit_ref.write_safetensors, vit_ref.read_safetensors)
     return 0
 
 
