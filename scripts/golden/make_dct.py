@@ -161,8 +161,6 @@ def unit_vectors(root, ratios):
     return out
 
 
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--released", required=True, help="checkout of hchautran/PiToMe (algo/dct is used)")

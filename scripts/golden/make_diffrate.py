@@ -192,14 +192,6 @@ def spec_forward(model, x, prune_kept, merge_kept):
         logits = model.head(model.norm(t)[:, 0])
     return logits, torch.stack(clusters, dim=1), tokens, torch.stack(gaps, dim=1)
 
-# ----------------------------------------------------------------------------- comparison helpers
-
-
-
-
-
-
-
 # ----------------------------------------------------------------------------- main
 
 

@@ -157,14 +157,6 @@ def spec_forward(model, x, rates, fuse):
         logits = model.head(model.norm(t)[:, 0])
     return logits, torch.stack(clusters, dim=1), tokens, torch.stack(gaps, dim=1)
 
-# ----------------------------------------------------------------------------- helpers
-
-
-
-
-
-
-
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)

@@ -242,8 +242,6 @@ def spec_forward(model, x, r_eval, activate):
 # ----------------------------------------------------------------------------- main
 
 
-
-
 def same_partitions(c1, c2):
     return [(i, l) for i in range(c1.shape[0]) for l in range(c1.shape[1])
             if canonical(c1[i, l].tolist()) != canonical(c2[i, l].tolist())]

@@ -50,8 +50,6 @@ warnings.filterwarnings("ignore", message="scatter_reduce\\(\\) is in beta")
 DEFAULT_RATIOS = [0.95, 0.9, 0.875]   # GMACs near ToMe r=8, r=13, r=16; 0.9 and 0.95 are in the repo's eval loop
 
 
-
-
 def cluster_from_source(source):
     """source [B,T,N0] 0/1: row j holds original token t -> [B,N0] row index, -1 where no row holds t."""
     held = source > 0
