@@ -85,16 +85,28 @@ std::pair<at::Tensor, at::Tensor> apply_plan_cpu(const at::Tensor& x_in, const a
 
 }  // namespace
 
+namespace {
+// Pruned tokens (slot -1) go to a scratch slot `tokens`, cut off afterwards.
+at::Tensor slots_with_scratch(const at::Tensor& dest, int64_t tokens) {
+  return at::where(dest < 0, at::full({}, tokens, dest.options()), dest);
+}
+}  // namespace
+
+at::Tensor merge_sizes(const at::Tensor& size, const at::Tensor& dest, int64_t tokens) {
+  return at::zeros({size.size(0), tokens + 1}, size.options())
+      .scatter_add_(1, slots_with_scratch(dest, tokens), size)
+      .slice(1, 0, tokens);
+}
+
 std::pair<at::Tensor, at::Tensor> apply_plan_aten(const at::Tensor& x, const at::Tensor& size, const at::Tensor& dest,
                                                   int64_t tokens) {
   const int64_t B = x.size(0), C = x.size(2);
-  // Pruned tokens (slot -1) go to a scratch slot that is cut off afterwards.
-  const at::Tensor index = at::where(dest < 0, at::full({}, tokens, dest.options()), dest);
+  const at::Tensor index = slots_with_scratch(dest, tokens);
   // sum(size * x) / sum(size), as ToMe's merge_wavg
-  at::Tensor new_size = at::zeros({B, tokens + 1}, size.options()).scatter_add_(1, index, size);
-  at::Tensor new_x = at::zeros({B, tokens + 1, C}, x.options())
-                         .scatter_add_(1, index.unsqueeze(2).expand({B, index.size(1), C}), x * size.unsqueeze(2));
-  new_size = new_size.slice(1, 0, tokens);
+  const at::Tensor new_size = merge_sizes(size, dest, tokens);
+  const at::Tensor new_x =
+      at::zeros({B, tokens + 1, C}, x.options())
+          .scatter_add_(1, index.unsqueeze(2).expand({B, index.size(1), C}), x * size.unsqueeze(2));
   return {new_x.slice(1, 0, tokens) / new_size.unsqueeze(2), new_size};
 }
 
@@ -103,11 +115,6 @@ std::pair<at::Tensor, at::Tensor> apply_plan(const at::Tensor& x, const at::Tens
   if (x.is_cpu() && x.scalar_type() == at::kFloat && size.scalar_type() == at::kFloat)
     return apply_plan_cpu(x, size, dest.to(at::kLong), tokens);
   return apply_plan_aten(x, size, dest, tokens);
-}
-
-at::Tensor merge_sizes(const at::Tensor& size, const at::Tensor& dest, int64_t tokens) {
-  const at::Tensor index = at::where(dest < 0, at::full({}, tokens, dest.options()), dest);
-  return at::zeros({size.size(0), tokens + 1}, size.options()).scatter_add_(1, index, size).slice(1, 0, tokens);
 }
 
 void check_finite_logits(const at::Tensor& logits, const Model& model, const std::vector<std::string>& images) {
