@@ -2,6 +2,7 @@
 
 #include "error.h"
 #include "labels.h"
+#include "paired.h"
 
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
@@ -86,6 +87,39 @@ std::string format_eval_table(const std::string& model, const std::vector<Method
     else
       print(" %9s", "");
     print(" %5s\n", t.dtype.c_str());
+  }
+  return out;
+}
+
+std::string format_paired_table(const std::vector<MethodTotals>& rows,
+                                const std::vector<const std::vector<ImageResult>*>& results, size_t against) {
+  if (rows.size() < 2 || rows.size() != results.size() || against >= rows.size()) return "";
+  auto correct = [](const std::vector<ImageResult>& images) {
+    std::vector<bool> c;
+    for (const auto& r : images)
+      if (r.label >= 0) c.push_back(in_top(r, 1));
+    return c;
+  };
+  const std::vector<bool> ref = correct(*results[against]);
+  if (ref.empty()) return "";
+  std::string out;
+  char line[512];
+  // Columns: this row's top-1 minus the compared row's in points, its 95% interval, McNemar's p, and the images
+  // only the compared row (ref) gets right and only this row gets right.
+  std::snprintf(
+      line, sizeof line,
+      "top-1 against %s (ref), paired on the same %zu labelled images (95%% interval: Newcombe 1998; p: exact "
+      "McNemar)\n%-28s %10s %16s %7s %10s %10s\n",
+      rows[against].spec.c_str(), ref.size(), "method", "difference", "95% interval", "p", "only ref", "only this");
+  out += line;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (i == against) continue;
+    const PairedAccuracy p = paired_accuracy(ref, correct(*results[i]));
+    char interval[40];
+    std::snprintf(interval, sizeof interval, "[%+.1f, %+.1f]", 100 * p.interval.low, 100 * p.interval.high);
+    std::snprintf(line, sizeof line, "%-28s %+10.1f %16s %7.2g %10d %10d\n", rows[i].spec.c_str(), 100 * p.difference,
+                  interval, p.p_value, p.only_a, p.only_b);
+    out += line;
   }
   return out;
 }

@@ -50,6 +50,13 @@ struct MethodTotals {
 // GMACs per image, images/s, the speed-up against the "none" row when there is one, and the dtype.
 std::string format_eval_table(const std::string& model, const std::vector<MethodTotals>& rows);
 
+// Below eval's table when it has two rows or more: every other row's top-1 paired against row `against` (the first
+// unless eval's --paired-against names another) on the same labelled images (analysis/paired.h: the difference,
+// its 95% interval, McNemar's p and the discordant counts), so a difference the sample cannot tell from noise
+// reads as such. Empty when fewer than two rows or no labelled image. results[i] holds row i's images in order.
+std::string format_paired_table(const std::vector<MethodTotals>& rows,
+                                const std::vector<const std::vector<ImageResult>*>& results, size_t against = 0);
+
 // A method spec as a file-name part: every character but letters, digits, '.' and '-' becomes '_'
 // ("tome:r=13" -> "tome_r_13").
 std::string spec_file_tag(const std::string& spec);

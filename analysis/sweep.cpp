@@ -1025,8 +1025,10 @@ std::string format_merged_tables(const SweepPlan& plan, const MergedSweep& merge
          " units, batch " + std::to_string(plan.sweep.batch) + ", " + threads + " thread(s) per shard\n";
   for (const auto& mm : merged.models) {
     std::vector<MethodTotals> rows;
-    for (const auto& m : mm.methods) rows.push_back(m.totals);
+    std::vector<const std::vector<ImageResult>*> results;
+    for (const auto& m : mm.methods) rows.push_back(m.totals), results.push_back(&m.results);
     out += "\n" + format_eval_table(mm.model->weights, rows);
+    if (const std::string paired = format_paired_table(rows, results); !paired.empty()) out += "\n" + paired;
     if (plan.sweep.spectrum) out += "\n" + format_spectrum_table(plan, mm);
   }
   return out;

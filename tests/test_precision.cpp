@@ -209,9 +209,15 @@ TEST(PrecisionCli, CompareAgainstFp32) {
   EXPECT_EQ(same.exit_code, 0) << same.err;
   EXPECT_NE(same.out.find("identical at every layer: 2 (100.0%)"), std::string::npos) << same.out;
   EXPECT_NE(same.out.find("(image, layer) partitions identical: 24 of 24"), std::string::npos) << same.out;
+  // Both runs' accuracy on the labelled images and their paired difference: none between fp32 and itself.
+  EXPECT_NE(same.out.find("accuracy on 2 labelled images: top-1 fp32 "), std::string::npos) << same.out;
+  EXPECT_NE(same.out.find("top-1 difference (fp32 - fp32): +0.0 points, 95% interval [-"), std::string::npos)
+      << same.out;
+  EXPECT_NE(same.out.find("McNemar p = 1 (right only in fp32: 0, only in fp32: 0)"), std::string::npos) << same.out;
   const auto bf16 = test::run_command(cmd + " --dtype bf16");
   EXPECT_NE(bf16.out.find("(image, layer) partitions identical: "), std::string::npos) << bf16.out;
   EXPECT_NE(bf16.out.find("(bf16)"), std::string::npos) << bf16.out;
+  EXPECT_NE(bf16.out.find("top-1 difference (bf16 - fp32): "), std::string::npos) << bf16.out;
   const auto bad = test::run_command(cmd + " --against fp16");
   EXPECT_EQ(bad.exit_code, 1);
   EXPECT_NE(bad.err.find("--against"), std::string::npos) << bad.err;

@@ -73,6 +73,14 @@ std::vector<std::string> accuracy_table(const std::string& out, const std::strin
   return rows;
 }
 
+// eval's paired comparison: from its "top-1 against" line to the next empty line or the end.
+std::string paired_block(const std::string& out) {
+  const size_t start = out.find("top-1 against ");
+  if (start == std::string::npos) return "";
+  const size_t end = out.find("\n\n", start);
+  return out.substr(start, end == std::string::npos ? std::string::npos : end + 1 - start);
+}
+
 void expect_merge_equals_eval(const std::string& merge_out, const std::string& eval_out, const std::string& report_dir,
                               const std::string& model, const std::string& eval_csv,
                               const std::vector<std::string>& specs, int images) {
@@ -82,6 +90,10 @@ void expect_merge_equals_eval(const std::string& merge_out, const std::string& e
   const auto merged = accuracy_table(merge_out, model_line);
   EXPECT_EQ(merged.size(), specs.size()) << "merge output has no table for '" << model_line << "':\n" << merge_out;
   EXPECT_EQ(merged, accuracy_table(eval_out, model_line)) << "merge:\n" << merge_out << "\neval:\n" << eval_out;
+  // The paired comparison below the table (two methods or more): the same lines from both.
+  const std::string paired = paired_block(eval_out);
+  EXPECT_EQ(paired.empty(), specs.size() < 2) << eval_out;
+  EXPECT_NE(merge_out.find(paired), std::string::npos) << "merge:\n" << merge_out << "\neval:\n" << eval_out;
   for (const auto& spec : specs) {
     const std::string tag = spec_file_tag(spec);
     const std::string dot = eval_csv.substr(0, eval_csv.rfind('.'));

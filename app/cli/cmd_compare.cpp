@@ -8,8 +8,10 @@
 #include "engine.h"
 #include "error.h"
 #include "evaluation.h"
+#include "labels.h"
 #include "methods.h"
 #include "model.h"
+#include "paired.h"
 #include "precision.h"
 #include "progress.h"
 #include "safetensors.h"
@@ -110,7 +112,7 @@ SelfReference fp32_reference(const Args& args, const Model& fp32, const std::str
 int cmd_compare(const std::vector<std::string>& argv) {
   auto options = kModelOptions;
   options.insert(kMethodOptions.begin(), kMethodOptions.end());
-  options.insert({"reference", "setting", "images", "batch", "tolerance", "against", "offset", "limit"});
+  options.insert({"reference", "setting", "images", "labels", "batch", "tolerance", "against", "offset", "limit"});
   const Args args(argv, {"quiet"}, options);
   if (!args.positionals().empty()) fail(args.positionals()[0], "unexpected argument (compare reads --reference FILE)");
   if (args.has("against") == args.has("reference")) fail("compare", "give --reference FILE or --against fp32");
@@ -155,6 +157,13 @@ int cmd_compare(const std::vector<std::string>& argv) {
   }
   const int64_t count = clusters.size(0);
   auto reducer = reducer_for(method);
+  // Labels from the file names (eval's rule), for the accuracy of both runs on the same images; a reference
+  // that carries its input tensor has no file names.
+  const Labels labels = files.empty()        ? Labels()
+                        : args.has("labels") ? Labels::load(args.get("labels"))
+                                             : Labels::load_default();
+  std::vector<bool> ref_top1, ours_top1;
+  int ref_top5 = 0, ours_top5 = 0;
 
   c10::InferenceMode guard;
   RunOptions run_options;
@@ -184,6 +193,14 @@ int cmd_compare(const std::vector<std::string>& argv) {
       if (!ref_logits.defined()) continue;
       const at::Tensor ours = r.logits[b], theirs = ref_logits[start + b];
       top1_equal += ours.argmax().item<int64_t>() == theirs.argmax().item<int64_t>();
+      const int label = files.empty() ? -1 : labels.index_from_filename(files[start + b]);
+      if (label >= 0) {
+        const at::Tensor ours5 = std::get<1>(ours.topk(5)), theirs5 = std::get<1>(theirs.topk(5));
+        ours_top1.push_back(ours5[0].item<int64_t>() == label);
+        ref_top1.push_back(theirs5[0].item<int64_t>() == label);
+        ours_top5 += (ours5 == label).any().item().toBool();
+        ref_top5 += (theirs5 == label).any().item().toBool();
+      }
       if (results.back().outcome == Outcome::kIdentical)
         logit_error = std::max(logit_error, ((ours - theirs).abs().max() / theirs.abs().max()).item<double>());
     }
@@ -213,9 +230,24 @@ int cmd_compare(const std::vector<std::string>& argv) {
   for (size_t l = 0; l < tie_layers.size(); ++l)
     if (tie_layers[l]) std::printf(" %zu (%d)", l, tie_layers[l]);
   std::printf("\nmismatches: %d (%.1f%%)\n", n[2], 100 * n[2] / total);
-  if (ref_logits.defined())
+  if (ref_logits.defined() && n[0] > 0)
     std::printf("top-1 equal: %d of %lld; logits of the identical images within %.2e of max |logit|\n", top1_equal,
                 static_cast<long long>(count), logit_error);
+  else if (ref_logits.defined())
+    std::printf("top-1 equal: %d of %lld; no image identical at every layer\n", top1_equal,
+                static_cast<long long>(count));
+  if (!ref_top1.empty()) {
+    // Accuracy of both runs on the same labelled images, and whether their difference exceeds the sample's noise.
+    const std::string a = args.has("against") ? "fp32" : "the reference";
+    const std::string b = args.has("against") ? dtype_name(model->dtype()) : "mergescope";
+    const PairedAccuracy paired = paired_accuracy(ref_top1, ours_top1);
+    const double labelled = static_cast<double>(ref_top1.size());
+    std::printf("accuracy on %zu labelled images: top-1 %s %.1f%%, %s %.1f%%; top-5 %s %.1f%%, %s %.1f%%\n",
+                ref_top1.size(), a.c_str(), 100.0 * (paired.both + paired.only_a) / labelled, b.c_str(),
+                100.0 * (paired.both + paired.only_b) / labelled, a.c_str(), 100.0 * ref_top5 / labelled, b.c_str(),
+                100.0 * ours_top5 / labelled);
+    std::printf("top-1 difference (%s - %s): %s\n", b.c_str(), a.c_str(), paired.summary(a, b).c_str());
+  }
   return n[2] == 0 ? 0 : 1;
 }
 

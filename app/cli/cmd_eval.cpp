@@ -36,7 +36,7 @@ std::string output_path(const std::string& path, const std::string& spec, size_t
 int cmd_eval(const std::vector<std::string>& argv) {
   auto options = kModelOptions;
   options.insert(kMethodOptions.begin(), kMethodOptions.end());
-  options.insert({"images", "labels", "batch", "csv", "json", "limit", "offset"});
+  options.insert({"images", "labels", "batch", "csv", "json", "limit", "offset", "paired-against"});
   const Args args(argv, {}, options);
   if (!args.positionals().empty()) fail(args.positionals()[0], "unexpected argument (eval reads --images DIR)");
   if (!args.has("images")) fail("eval", "--images DIR is required");
@@ -52,6 +52,22 @@ int cmd_eval(const std::vector<std::string>& argv) {
   const auto model = load_model_from_args(args);
   const VitConfig& config = model->config();
   const std::vector<std::string> specs = resolve_methods(args, config, args.all("method").size() > 0);
+  // The row the others are paired against below the table: the first, or the method --paired-against names.
+  size_t against = 0;
+  if (args.has("paired-against")) {
+    std::string name;
+    try {
+      name = make_reducer(args.get("paired-against"))->spec();
+    } catch (const Error& e) {
+      fail("--paired-against", e.what());
+    }
+    const auto it =
+        std::find_if(specs.begin(), specs.end(), [&](const std::string& s) { return make_reducer(s)->spec() == name; });
+    if (it == specs.end())
+      fail("--paired-against " + args.get("paired-against"),
+           "is not one of the methods evaluated (give it as --method)");
+    against = static_cast<size_t>(it - specs.begin());
+  }
   std::vector<MethodTally> tallies;
   for (const auto& s : specs) {
     tallies.emplace_back();
@@ -90,6 +106,10 @@ int cmd_eval(const std::vector<std::string>& argv) {
   std::vector<MethodTotals> rows;
   for (const auto& t : tallies) rows.push_back(t.totals);
   std::fputs(format_eval_table(model->source(), rows).c_str(), stdout);
+  std::vector<const std::vector<ImageResult>*> results;
+  for (const auto& t : tallies) results.push_back(&t.results);
+  if (const std::string paired = format_paired_table(rows, results, against); !paired.empty())
+    std::printf("\n%s", paired.c_str());
   if (tallies.front().totals.accuracy.images == 0)
     std::fprintf(stderr, "mergescope-cli: warning: no file name starts with a known wnid; accuracy is undefined\n");
   for (const auto& t : tallies) {
