@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The methods PiToMe is compared against (ToFu, MCTF, DCT, DiffRate, EViT) on the shared 500 images:
 #  - matched: each at the GMACs of ToMe r = 8, 13, 16 (--match-macs: the r, keep ratio or keep rate whose predicted
-#    MACs come closest), next to ToMe itself; one eval per ToMe row, so every method sees the same decoded batches;
+#    MACs come closest), next to ToMe itself and PiToMe (paper and code); one eval per ToMe row, so every method
+#    sees the same decoded batches, and eval's paired block gives each method's top-1 difference from ToMe with its
+#    95% interval;
 #  - released: the settings the released code and papers evaluate: MCTF r=16 on blocks 1-11 and MCTF-Fast (0.35 at
 #    blocks 3, 6, 9), EViT keep 0.7 at blocks 3, 6, 9 with and without the fused token, and ratio 0.9 for ToFu, DCT,
 #    DiffRate and PiToMe-code (the same --ratio for every method, as PiToMe's eval_ic_all.sh does).
@@ -15,7 +17,7 @@ if [ "${PART:-all}" != released ]; then
   for m in $models; do
     for r in 8 13 16; do
       eval_ --model "$m" --method "tome:r=$r" --method tofu --method mctf --method dct --method diffrate --method evit \
-        --match-macs "tome:r=$r"
+        --method pitome --method pitome-code --match-macs "tome:r=$r" --paired-against "tome:r=$r"
     done
   done
 fi
