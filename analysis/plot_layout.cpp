@@ -138,6 +138,37 @@ std::pair<std::string, double> fitted(const std::string& s, double size, bool bo
   return {ellipsized(s, size, bold, room), size};
 }
 
+// A title that does not fit on one line at `size` breaks at the space that makes its wider half narrowest; both
+// lines then share one size, shrunk (down to kMinTextSize) only if the wider half still does not fit, and are
+// shortened with an ellipsis past that. A title without spaces stays one line (fitted).
+struct TitleLines {
+  std::vector<std::string> lines;
+  double size = 0;
+};
+
+TitleLines title_lines(const std::string& title, double size, double room) {
+  if (text_width(title, size, true) <= room) return {{title}, size};
+  size_t best = std::string::npos;
+  double best_width = std::numeric_limits<double>::infinity();
+  for (size_t at = title.find(' '); at != std::string::npos; at = title.find(' ', at + 1)) {
+    const size_t end = title.find_last_not_of(' ', at), start = title.find_first_not_of(' ', at);
+    if (end == std::string::npos || start == std::string::npos) continue;  // spaces at either end only
+    const double w =
+        std::max(text_width(title.substr(0, end + 1), size, true), text_width(title.substr(start), size, true));
+    if (w < best_width) best_width = w, best = at;
+  }
+  if (best == std::string::npos) {
+    const auto [s, fitted_size] = fitted(title, size, true, room);
+    return {{s}, fitted_size};
+  }
+  const double line_size = best_width <= room ? size : std::max(kMinTextSize, size * room / best_width);
+  const std::string first = title.substr(0, title.find_last_not_of(' ', best) + 1);
+  const std::string second = title.substr(title.find_first_not_of(' ', best));
+  return {{ellipsized(first, line_size, true, room), ellipsized(second, line_size, true, room)}, line_size};
+}
+
+constexpr double kTitleLeading = 1.25;  // line distance of a two-line title, in em
+
 TextItem text_item(std::string s, Point at, double size, TextAnchor anchor, const char* role) {
   TextItem t;
   t.text = std::move(s);
@@ -483,14 +514,15 @@ Legend size_legend(std::vector<LegendEntry> entries, double max_h, double figure
 struct Frame {
   double L = 0, T = 0, R = 0, B = 0;
   double left_fixed = 0;  // room for the y label
-  double title_size = kTitleSize;
+  TitleLines title;       // none, one or two lines
 };
 
 // Top and bottom of the plot; the y axis' ticks (they depend on its length only).
 Frame frame_vertical(const Figure& fig, double W, double H, const std::string& where, Axis& ya) {
   Frame f;
-  if (!fig.title.empty()) f.title_size = fitted(fig.title, kTitleSize, true, W - 2 * kPad).second;
-  f.T = std::round(fig.title.empty() ? kPad + 6 : kPad + f.title_size + 12);
+  if (!fig.title.empty()) f.title = title_lines(fig.title, kTitleSize, W - 2 * kPad);
+  const double title_height = f.title.size * (1 + kTitleLeading * (static_cast<double>(f.title.lines.size()) - 1));
+  f.T = std::round(fig.title.empty() ? kPad + 6 : kPad + title_height + 12);
   f.B = std::round(H - (kTickLen + 4 + kTickSize + (fig.x_label.empty() ? 0 : 8 + kLabelSize) + kPad));
   if (f.B - f.T < 20) fail(where, "figure height " + short_num(H) + " leaves no room for the plot");
   choose_ticks(ya, f.B - f.T, false);
@@ -752,12 +784,13 @@ void lay_out_text(const Figure& fig, const Frame& f, FigureLayout& lay) {
   auto with_factor = [](const std::string& label, const AxisLayout& axis) {
     return axis.factor_exp ? label + " (\u00d7" + power_of_ten(axis.factor_exp) + ")" : label;
   };
-  if (!fig.title.empty()) {
-    const auto [s, size] = fitted(fig.title, f.title_size, true, W - 2 * kPad);
-    const double w = text_width(s, size, true);
+  for (size_t i = 0; i < f.title.lines.size(); ++i) {
+    const std::string& s = f.title.lines[i];
+    const double size = f.title.size, w = text_width(s, size, true);
     const double cx = std::clamp((f.L + f.R) / 2, kPad + w / 2, std::max(kPad + w / 2, W - kPad - w / 2));
-    lay.title = text_item(s, {cx, kPad + kCap * size + 1}, size, TextAnchor::Middle, "title");
-    lay.title.bold = true;
+    TextItem& line = i == 0 ? lay.title : lay.title_continued;
+    line = text_item(s, {cx, kPad + kCap * size + 1 + i * kTitleLeading * size}, size, TextAnchor::Middle, "title");
+    line.bold = true;
   }
   if (!fig.x_label.empty()) {
     const auto [s, size] = fitted(with_factor(fig.x_label, lay.x), kLabelSize, false, W - 2 * kPad);
@@ -886,7 +919,7 @@ void paint_figure(const FigureLayout& lay, PlotPainter& p) {
     p.line({a.left - lay.tick_length, t.pos}, {a.left, t.pos}, lay.axis, "y-tick");
     p.text(t.label);
   }
-  for (const TextItem* t : {&lay.title, &lay.x_label, &lay.y_label, &lay.note})
+  for (const TextItem* t : {&lay.title, &lay.title_continued, &lay.x_label, &lay.y_label, &lay.note})
     if (!t->text.empty()) p.text(*t);
 
   const LegendLayout& g = lay.legend;

@@ -117,6 +117,7 @@ struct FigureLayout {
   Stroke marker_edge;
   LegendLayout legend;
   TextItem title, x_label, y_label;  // empty text: none
+  TextItem title_continued;          // a title too wide for one line: its second line (empty: one line)
   TextItem note;                     // "no data" in the middle when nothing finite is plotted
   bool empty = true;                 // no finite point and no histogram
 

@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -605,6 +606,43 @@ TEST(PlotLayout, LongTitleShrinksThenIsShortenedToFit) {
   EXPECT_NE(L.title.text.find("\u2026"), std::string::npos);
 }
 
+// A title with spaces that is too wide for one line breaks into two at full size (the app's figure titles in a
+// narrow pane); both lines fit, together they are the title, and the plot starts below the second.
+TEST(PlotLayout, LongTitleWithSpacesWrapsToTwoLines) {
+  ms::Figure f = three_series();
+  const ms::FigureLayout one_line = ms::figure_layout(f, 420, 300);
+  f.title = "Largest Laplacian eigenvalues after block 8: original vs lifted";
+  const ms::FigureLayout L = ms::figure_layout(f, 420, 300);
+  ASSERT_FALSE(L.title_continued.text.empty()) << L.title.text;
+  EXPECT_EQ(L.title.text + " " + L.title_continued.text, f.title);
+  EXPECT_EQ(L.title.size, 15);
+  EXPECT_EQ(L.title_continued.size, 15);
+  const ms::PlotArea first = text_box(L.title), second = text_box(L.title_continued);
+  for (const ms::PlotArea& box : {first, second}) {
+    EXPECT_GE(box.left, 0);
+    EXPECT_LE(box.right, 420);
+  }
+  EXPECT_GE(second.top, first.bottom);   // below the first line, not over it
+  EXPECT_LE(second.bottom, L.plot.top);  // and above the plot
+  EXPECT_GT(L.plot.top, one_line.plot.top);
+  // Painted: the second line is drawn as text like the first.
+  std::vector<std::string> drawn;
+  struct Recorder : ms::PlotPainter {
+    std::vector<std::string>* out;
+    void clip(const ms::Box*) override {}
+    void line(ms::Point, ms::Point, const ms::Stroke&, const char*) override {}
+    void path(const std::vector<std::vector<ms::Point>>&, const ms::Stroke&, const char*) override {}
+    void band(const ms::Band&, const ms::Rgba&) override {}
+    void bars(const std::vector<ms::Box>&, const ms::Rgba&) override {}
+    void rect(const ms::Box&, const ms::Rgba*, const ms::Stroke*, const char*) override {}
+    void marker(ms::Point, double, const ms::Rgba&, const ms::Stroke&) override {}
+    void text(const ms::TextItem& t) override { out->push_back(t.text); }
+  } recorder;
+  recorder.out = &drawn;
+  ms::paint_figure(L, recorder);
+  EXPECT_NE(std::find(drawn.begin(), drawn.end(), L.title_continued.text), drawn.end());
+}
+
 // Writes the example figures (to look at) when MERGESCOPE_PLOT_EXAMPLES names a directory.
 TEST(PlotExamples, WriteWhenAsked) {
   const char* dir = std::getenv("MERGESCOPE_PLOT_EXAMPLES");
@@ -623,6 +661,11 @@ TEST(PlotExamples, WriteWhenAsked) {
     }
   }
   ms::save_figure(fig, std::string(dir) + "/plot_log");
+  ms::Figure narrow = three_series();
+  narrow.title = "Largest Laplacian eigenvalues after block 8: original vs lifted";
+  narrow.width = 420;
+  narrow.height = 300;
+  ms::save_figure(narrow, std::string(dir) + "/plot_two_line_title");
 }
 
 }  // namespace
