@@ -505,6 +505,49 @@ void expect_same(double expected, const std::string& text) {
     EXPECT_EQ(got, expected) << text;
 }
 
+// Code points of UTF-8 text (the plots' own strings are valid UTF-8).
+std::vector<unsigned> code_points(const std::string& s) {
+  std::vector<unsigned> out;
+  for (size_t i = 0; i < s.size();) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    const int n = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+    unsigned cp = n == 1 ? c : c & (0x3F >> (n - 1));
+    for (int k = 1; k < n && i + k < s.size(); ++k) cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+    out.push_back(cp);
+    i += n;
+  }
+  return out;
+}
+
+// Every character a plot prints has a glyph in the app's font: the ellipsis of a shortened legend label and x label,
+// the axis factor's "x10" with its superscript minus and digit. ImGui's default glyph ranges stop at U+00FF and
+// drew '?' for these until add_ui_font gave the atlas the plots' ranges.
+TEST(PlotViewFont, UiFontHasEveryGlyphThePlotsPrint) {
+  if (ms::plot_font_file().empty()) GTEST_SKIP() << "fontconfig finds no font on this system";
+  ImFontAtlas atlas;
+  ASSERT_TRUE(ms::gui::add_ui_font(atlas, 15));
+  ASSERT_TRUE(atlas.Build());
+  const ImFont* font = atlas.Fonts[0];
+  ms::Figure f = accuracy_figure();
+  f.lines[1].label = "pane 2: pitome:ratio=0.9074, a label far too long for the legend box of this figure";
+  f.x_label = "eigenvalue index (ascending; all below the range are 1 or 0), a label longer than the plot is wide";
+  for (auto* s : {&f.lines[0], &f.lines[1]})
+    for (double& y : s->y) y *= 2e-7;  // ticks 1e-5 apart: the y label reads "... (x10^-5)"
+  for (auto* s : {&f.lines[0], &f.lines[1]}) s->y_err.clear();
+  const ms::FigureLayout L = ms::figure_layout(f, 420, 300);
+  std::string printed = L.title.text + L.title_continued.text + L.x_label.text + L.y_label.text;
+  for (const auto& row : L.legend.rows) printed += row.label.text;
+  for (const auto& t : L.x.ticks) printed += t.label.text;
+  for (const auto& t : L.y.ticks) printed += t.label.text;
+  ASSERT_NE(printed.find("\u2026"), std::string::npos) << printed;  // the cases this test is about occur
+  ASSERT_NE(printed.find("\u207b"), std::string::npos) << printed;
+  for (const unsigned cp : code_points(printed))
+    EXPECT_NE(font->FindGlyphNoFallback(static_cast<ImWchar>(cp)), nullptr) << "U+" << std::hex << cp;
+  // What else the app's figures print beyond ASCII: "mean \u00b1 std", em dashes, the minus sign, arrows.
+  for (const unsigned cp : code_points("\u00b1\u2014\u2013\u2212\u2192\u2264\u2265\u00d7\u00b2\u2070\u2079"))
+    EXPECT_NE(font->FindGlyphNoFallback(static_cast<ImWchar>(cp)), nullptr) << "U+" << std::hex << cp;
+}
+
 TEST(PlotViewCsv, ReadsBackExactly) {
   ms::Figure f = accuracy_figure();
   f.lines[0].label = "tome, r=\"8\"";

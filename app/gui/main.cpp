@@ -6,6 +6,7 @@
 #include "latency_bench.h"
 #include "panels.h"
 #include "plot.h"
+#include "plot_view.h"
 
 // epoxy first: it must be the first GL header, and GLFW includes one.
 #include <epoxy/gl.h>
@@ -177,11 +178,7 @@ GLFWwindow* open_window(const Launch& l) {
   ImGui::StyleColorsDark();
   ImGui::GetStyle().FrameRounding = 3;
   // The plot font (DejaVu Sans) for the UI too, so screenshots and exported plots read alike.
-  for (const char* font : {"/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"})
-    if (FILE* f = std::fopen(font, "rb")) {
-      std::fclose(f);
-      io.Fonts->AddFontFromFileTTF(font, 15.0f);
-    }
+  ms::gui::add_ui_font(*io.Fonts, 15.0f);
   ImGui_ImplGlfw_InitForOpenGL(window, true);
   ImGui_ImplOpenGL3_Init("#version 330 core");
   return window;

@@ -705,4 +705,20 @@ void figure_context_menu(const char* id, const Figure& fig, const std::string& d
   ImGui::EndPopup();
 }
 
+bool add_ui_font(ImFontAtlas& atlas, float size) {
+  // Ranges stay referenced by the atlas until it is built: static storage.
+  static const ImWchar kRanges[] = {
+      0x0020, 0x00FF,  // Basic Latin, Latin-1 (x, +-, superscripts 1-3, degree)
+      0x2010, 0x2027,  // dashes, quotes, bullet, ellipsis
+      0x2070, 0x207F,  // superscripts 0, 4-9, minus
+      0x2190, 0x2193,  // arrows
+      0x2212, 0x2212,  // minus sign
+      0x2264, 0x2265,  // less / greater or equal
+      0,
+  };
+  const std::string file = plot_font_file();
+  if (file.empty()) return false;
+  return atlas.AddFontFromFileTTF(file.c_str(), size, nullptr, kRanges) != nullptr;
+}
+
 }  // namespace ms::gui

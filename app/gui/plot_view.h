@@ -28,6 +28,12 @@ struct PlotHover {
   std::string text;     // the tooltip text
 };
 
+// The UI font: the plots' font (DejaVu Sans through fontconfig, as the exports use) at `size` pixels, with the
+// glyphs the plots and panels print beyond Latin-1 ("\u2026" for shortened text, "\u2212", the superscripts of an
+// axis factor such as "\u00d710\u207b\u00b3", dashes and arrows). ImGui's default ranges stop at U+00FF and draw
+// '?' for the rest. False, and the atlas untouched, when no font file is found (ImGui's built-in font then).
+bool add_ui_font(ImFontAtlas& atlas, float size);
+
 // Where a figure lands on screen: the export's layout at the reserved rectangle's size, moved to its corner.
 struct PlotLayout {
   ImVec2 frame_min, frame_max;                    // the reserved rectangle
