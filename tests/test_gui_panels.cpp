@@ -405,15 +405,48 @@ TEST_F(GuiPanels, DrawsEveryStateTheAppCanBeIn) {
         EXPECT_LE(c.state.panes[i - 1].image_rect[2], r[0] + kLayoutSlack) << "panes " << i - 1 << ", " << i;
       }
       // Below the pane's header line, at its left edge, as large as the pane allows: it fills the width or the
-      // height left above the facts (nine text lines, pane_image's rule).
+      // height left above the tallest facts (their heights last frame, which draw_panes keeps), and the facts end
+      // inside the pane (a note line or a wrapped fact takes room from the images, not from the last top-5 bar).
       ImGuiWindow* w = pane_window(static_cast<int>(i));
       ASSERT_NE(w, nullptr);
       EXPECT_NEAR(r[0], w->DC.CursorStartPos.x, kLayoutSlack) << "pane " << i << ": image not at the left edge";
       EXPECT_GE(r[1], w->DC.CursorStartPos.y + ImGui::GetFrameHeight()) << "pane " << i << ": image on the header line";
       const float avail_w = w->ContentRegionRect.Max.x - r[0];
-      const float avail_h = w->ContentRegionRect.Max.y - r[1] - 9 * ImGui::GetTextLineHeightWithSpacing();
+      float facts = 0;  // the tallest facts of any pane: every pane's image has the same size
+      for (const Pane& p : c.state.panes) facts = std::max(facts, p.facts_height);
+      ASSERT_GE(c.state.panes[i].facts_height, 0.f) << "pane " << i << ": facts never measured";
+      EXPECT_LE(w->DC.CursorMaxPos.y, w->ContentRegionRect.Max.y + kLayoutSlack) << "pane " << i << ": facts cut off";
+      const float avail_h = w->ContentRegionRect.Max.y - r[1] - facts;
       EXPECT_NEAR(std::max((r[2] - r[0]) / avail_w, (r[3] - r[1]) / avail_h), 1.f, 0.01f)
           << "pane " << i << ": image " << r[2] - r[0] << " x " << r[3] - r[1] << " in " << avail_w << " x " << avail_h;
+    }
+  }
+}
+
+// A fact that does not fit beside the line before it goes below it: with four narrow panes nothing runs past a
+// pane's right edge (a pruning method's "SD n/a (tokens pruned)" and DCT's "no groups" note did, cut mid-word).
+TEST_F(GuiPanels, PaneFactsStayInsideNarrowPanes) {
+  AppState s = make_state(4);
+  s.layer = 3;
+  auto pruning = make_result("tofu:ratio=0.9", true);
+  for (double& sd : pruning->spectral_distance) sd = NAN;
+  auto mixing = make_result("dct:ratio=0.9", true);
+  for (double& sd : mixing->spectral_distance) sd = NAN;
+  for (auto& layer : mixing->trace.layers) layer.mixes_all = true;
+  s.panes[2].error.clear();
+  s.panes[2].result = pruning;
+  s.panes[3].running = false;
+  s.panes[3].result = mixing;
+  for (const float width : {1600.f, 1366.f}) {  // a desktop and a laptop display
+    ImGui::GetIO().DisplaySize = ImVec2(width, 1000);
+    frame(s);
+    frame(s);
+    for (int i = 0; i < 4; ++i) {
+      ImGuiWindow* w = pane_window(i);
+      ASSERT_NE(w, nullptr);
+      EXPECT_LE(w->DC.CursorMaxPos.x, w->ContentRegionRect.Max.x + kLayoutSlack)
+          << "pane " << i << " at a " << width << "-px display: text past the right edge (" << w->DC.CursorMaxPos.x
+          << " > " << w->ContentRegionRect.Max.x << ", pane from " << w->ContentRegionRect.Min.x << ")";
     }
   }
 }

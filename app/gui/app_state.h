@@ -84,6 +84,7 @@ struct Pane {
   double requested_at = 0;            // clock when the current request was made (latency timing)
   bool fresh = false;                 // a new result arrived and is not on screen yet
   std::array<float, 4> image_rect{};  // where the panel drew the image last frame (x0, y0, x1, y1), screen px
+  float facts_height = -1;            // height of the facts below the image last frame, px (-1: not drawn yet)
 };
 
 enum class RequestKind {

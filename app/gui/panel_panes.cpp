@@ -98,6 +98,16 @@ void pane_image(AppState& s, int i, ImVec2 avail) {
   }
 }
 
+// A grey fact after the item before it, or on a line of its own (wrapped) when it would run past the pane's right
+// edge: four panes on a laptop screen are ~270 px wide.
+void trailing_fact(const char* text) {
+  ImGui::SameLine();
+  if (ImGui::CalcTextSize(text).x > ImGui::GetContentRegionAvail().x) ImGui::NewLine();
+  ImGui::PushStyleColor(ImGuiCol_Text, ImGui::GetStyle().Colors[ImGuiCol_TextDisabled]);
+  ImGui::TextWrapped("%s", text);
+  ImGui::PopStyleColor();
+}
+
 void pane_facts(const AppState& s, const Pane& pane, const PaneResult* baseline) {
   if (!pane.error.empty()) {
     ImGui::PushStyleColor(ImGuiCol_Text, ImVec4(1.f, 0.45f, 0.4f, 1.f));
@@ -110,22 +120,21 @@ void pane_facts(const AppState& s, const Pane& pane, const PaneResult* baseline)
       {s.layer, static_cast<int>(r.tokens_per_layer.size()) - 1, static_cast<int>(r.trace.layers.size()) - 1});
   if (l >= 0) {
     ImGui::Text("%d tokens after block %d", r.tokens_per_layer[l], l);
-    ImGui::SameLine();
     if (l < static_cast<int>(r.spectral_distance.size())) {
-      if (std::isfinite(r.spectral_distance[l]))
-        ImGui::TextDisabled(" SD %.3f", r.spectral_distance[l]);
-      else if (r.trace.layers[l].mixes_all)
-        ImGui::TextDisabled(" no groups, no SD: every token mixes all patches");
-      else
-        ImGui::TextDisabled(" SD n/a (tokens pruned)");
+      char sd[64];
+      std::snprintf(sd, sizeof sd, " SD %.3f", r.spectral_distance[l]);
+      trailing_fact(std::isfinite(r.spectral_distance[l]) ? sd
+                    : r.trace.layers[l].mixes_all         ? " no groups, no SD: every token mixes all patches"
+                                                          : " SD n/a (tokens pruned)");
     }
   }
   if (baseline && baseline->gmacs > 0)
     ImGui::Text("%.3f GMACs (%.0f%% of none)", r.gmacs, 100 * r.gmacs / baseline->gmacs);
   else
     ImGui::Text("%.3f GMACs", r.gmacs);
-  ImGui::SameLine();
-  ImGui::TextDisabled(" %.0f ms", 1000 * (r.run_seconds + r.spectra_seconds));
+  char ms_text[32];
+  std::snprintf(ms_text, sizeof ms_text, " %.0f ms", 1000 * (r.run_seconds + r.spectra_seconds));
+  trailing_fact(ms_text);
   if (l >= 0 && !r.trace.layers[l].note.empty()) ImGui::TextDisabled("%s", r.trace.layers[l].note.c_str());
   for (const auto& [name, prob] : r.top5) {
     char overlay[160];
@@ -151,7 +160,12 @@ void draw_panes(AppState& s) {
   const ImVec2 avail = ImGui::GetContentRegionAvail();
   const float spacing = ImGui::GetStyle().ItemSpacing.x;
   const float width = (avail.x - spacing * (n - 1)) / n;
-  const float facts_height = 9 * ImGui::GetTextLineHeightWithSpacing();
+  // The images get the room the tallest facts below them leave (last frame's heights: a note line, a fact wrapped
+  // in a narrow pane, an error), so every pane's image has the same size; nine text lines before the first frame.
+  float facts_height = 0;
+  for (const Pane& p : s.panes)
+    facts_height =
+        std::max(facts_height, p.facts_height >= 0 ? p.facts_height : 9 * ImGui::GetTextLineHeightWithSpacing());
   for (int i = 0; i < n; ++i) {
     if (i) ImGui::SameLine();
     ImGui::PushID(i);
@@ -159,7 +173,9 @@ void draw_panes(AppState& s) {
     pane_header(s, i);
     const ImVec2 inner = ImGui::GetContentRegionAvail();
     pane_image(s, i, ImVec2(inner.x, std::max(40.f, inner.y - facts_height)));
+    const float facts_top = ImGui::GetCursorPosY();
     pane_facts(s, s.panes[i], baseline == s.panes[i].result.get() ? nullptr : baseline);
+    s.panes[i].facts_height = ImGui::GetCursorPosY() - facts_top;
     ImGui::EndChild();
     ImGui::PopID();
     if (static_cast<size_t>(i) >= s.panes.size()) break;  // a request never removes a pane mid-frame, but be safe
