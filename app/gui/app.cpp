@@ -452,6 +452,12 @@ void App::load_thumbnails() {
   });
 }
 
+int App::pinned_group(int pane) const {
+  const Pane& p = state_.panes[pane];
+  if (state_.hover.pinned < 0 || !p.result) return -2;
+  return group_of_patch(*p.result, state_.layer, state_.hover.pinned);
+}
+
 int App::highlight_group(int pane) const {
   const Pane& p = state_.panes[pane];
   const int patch = state_.hover.patch >= 0 ? state_.hover.patch : state_.hover.pinned;
@@ -518,6 +524,7 @@ RgbImage App::render_pane(int pane) {
   OverlayStyle style;
   style.opacity = static_cast<int>(std::lround(state_.opacity * 255));
   style.boundaries = state_.boundaries;
+  style.highlight = pinned_group(pane);  // a pinned group lights up in the export as on screen; a hover does not
   if (overlay_failed_for_ == state_.image) fail(state_.image->path, "the overlay could not be drawn for this image");
   OverlayTarget target;
   if (!image_uploaded_) {
@@ -576,6 +583,10 @@ void App::export_all(const std::string& dir) {
                     {"line_width", default_line_width(sc, state_.model.img_size)}};
   }
   j["layer"] = state_.layer;  // blocks from 0, as everywhere
+  const int grid = std::max(1, state_.model.grid);
+  j["pinned_patch"] = state_.hover.pinned >= 0
+                          ? nlohmann::json::array({state_.hover.pinned / grid, state_.hover.pinned % grid})
+                          : nlohmann::json(nullptr);  // [row, col]
   j["layer_note"] = "block index from 0; overlays show the partition after this block";
   j["dtype"] = state_.model_ready ? state_.model.dtype : state_.dtype;
   j["fill"] = fill_mode_name(state_.fill);
@@ -606,6 +617,7 @@ void App::export_all(const std::string& dir) {
       pj["spectral_distance"] = r.spectral_distance;
       const OverlayInputs in = make_overlay_inputs(*state_.image, state_.model, &r, state_.layer, state_.fill);
       pj["patch_groups"] = in.group;
+      pj["highlight_group"] = pinned_group(static_cast<int>(i));  // lit in the PNG; -2: none, -1: a pruned patch
       pj["patch_fill_rgba"] = in.fill;
       std::vector<nlohmann::json> energy;
       for (float e : energy_map(state_, static_cast<int>(i)))

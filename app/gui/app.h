@@ -74,6 +74,8 @@ class App {
   void load_thumbnails();
   int pane_index(uint64_t id) const;
   int highlight_group(int pane) const;
+  // The group holding the pinned patch at the current layer (the export lights it), -2 when nothing is pinned.
+  int pinned_group(int pane) const;
 
   AppState state_;
   std::shared_ptr<Backend> backend_;

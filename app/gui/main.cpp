@@ -267,7 +267,8 @@ int run_frames(ms::gui::App& app, GLFWwindow* window, const Launch& launch) {
     else
       glfwWaitEventsTimeout(0.1);
     app.update(frame_start - start);
-    if (!mapped_pin && s.model_ready && launch.pin_row >= 0) {
+    // Once the model's grid is known and the image is in (opening an image clears the pin).
+    if (!mapped_pin && s.model_ready && s.image && launch.pin_row >= 0) {
       if (launch.pin_row < s.model.grid && launch.pin_col < s.model.grid) {
         s.hover.pinned = launch.pin_row * s.model.grid + launch.pin_col;
         s.overlay_dirty = true;
