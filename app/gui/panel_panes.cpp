@@ -162,6 +162,8 @@ void draw_panes(AppState& s) {
   const float width = (avail.x - spacing * (n - 1)) / n;
   // The images get the room the tallest facts below them leave (last frame's heights: a note line, a fact wrapped
   // in a narrow pane, an error), so every pane's image has the same size; nine text lines before the first frame.
+  // On a short window the image keeps at least half the pane's height, and the facts that no longer fit scroll
+  // (mouse wheel) instead of shrinking the image to a thumbnail.
   float facts_height = 0;
   for (const Pane& p : s.panes)
     facts_height =
@@ -172,7 +174,7 @@ void draw_panes(AppState& s) {
     ImGui::BeginChild("pane", ImVec2(width, avail.y), true, ImGuiWindowFlags_NoScrollbar);
     pane_header(s, i);
     const ImVec2 inner = ImGui::GetContentRegionAvail();
-    pane_image(s, i, ImVec2(inner.x, std::max(40.f, inner.y - facts_height)));
+    pane_image(s, i, ImVec2(inner.x, std::max({40.f, inner.y - facts_height, 0.5f * inner.y})));
     const float facts_top = ImGui::GetCursorPosY();
     pane_facts(s, s.panes[i], baseline == s.panes[i].result.get() ? nullptr : baseline);
     s.panes[i].facts_height = ImGui::GetCursorPosY() - facts_top;
