@@ -4,6 +4,7 @@
 #   docs/results/learned_thresholds.csv / .md   the table (+ calibration seconds and the load at the time)
 #   docs/results/learned_thresholds/*.json      the learned thresholds (with their calibration settings)
 # Usage: bench/learned_thresholds_table.sh [MODEL] [TARGETS...]   (default deit_tiny_patch16_224 0.75 0.6 0.5)
+# SKIP_CALIBRATION=1 keeps the threshold files and their calibration times and redoes steps 2-4 (evals, table).
 # Every calibration + eval is a line below; DISTILL="0 1" (default) runs both task losses, METHODS="ltmp ltp".
 # EVAL_THREADS=1 runs the evals single-threaded: on a 2-core machine shared with another busy process the
 # 2-thread OpenMP evals slowed ~10x (spinning threads); the committed table's matched eval used 1 thread.
@@ -21,9 +22,10 @@ dir=$out/learned_thresholds
 mkdir -p "$dir"
 csv=$out/learned_thresholds.csv
 log=$out/learned_thresholds.log
-: > "$log"
+[ "${SKIP_CALIBRATION:-0}" = 1 ] || : > "$log"  # the calibrations' log stays when they are skipped
 
-# 1. Calibrate on images 1..250.
+# 1. Calibrate on images 1..250 (SKIP_CALIBRATION=1 re-evaluates the committed threshold files instead).
+if [ "${SKIP_CALIBRATION:-0}" != 1 ]; then
 for method in $methods; do
   for target in $targets; do
     for distill in $distills; do
@@ -37,6 +39,7 @@ for method in $methods; do
   done
 done
 mv "$dir/loads.txt.tmp" "$dir/loads.txt"
+fi
 
 # 2. Evaluate every learned set on images 251..500 (one eval, the unreduced model once).
 specs=()
@@ -49,6 +52,7 @@ $cli eval --model "$model" --images "$data" --offset 250 ${EVAL_THREADS:+--threa
 # 3. ToMe and PiToMe matched to each learned row's measured GMACs, on the same 250 images.
 matched=()
 while read -r spec top1 top5 gmacs rest; do
+  [[ -n $spec ]] || break  # the table ends at its first empty line (eval's paired block follows)
   [[ $spec == ltmp:* || $spec == ltp:* ]] || continue
   for m in tome pitome; do
     s=$($cli eval --model "$model" --images "$data" --offset 250 --limit 1 --method $m --match-gmacs "$gmacs" 2>&1 >/dev/null |
